@@ -1,0 +1,51 @@
+# rdd — see README.md. Two commands matter: `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin/rdd
+# Race-enabled tests on 2 cores start several dockerd and an apiserver: be generous.
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all build test test-deps unit bench run stop lint fmt vet clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rdd
+
+# test installs what the tests need when it is missing (Debian packages when
+# root, the kube-apiserver test binary into .cache/), then runs every test with -race.
+test: test-deps lint
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+test-deps:
+	./hack/test-deps.sh
+
+# unit runs the tests without installing anything first.
+unit:
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+bench: test-deps
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 60m ./... | tee bench.out
+
+# run builds rdd, starts its daemon (host driver on Linux) and brings the
+# environment up: `rdd start` returns when everything is Settled.
+run: build
+	RDD_VM_DRIVER=$${RDD_VM_DRIVER:-host} ./$(BIN) start
+	./$(BIN) status
+
+stop: build
+	./$(BIN) stop
+	./$(BIN) svc stop
+
+lint: fmt vet
+
+fmt:
+	@out="$$(gofmt -l cmd internal)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin bench.out

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing. Debian packages are
+# installed only when running as root (CI and fresh machines); otherwise the
+# script says what to install and fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v containerd >/dev/null 2>&1 || need_pkgs+=(containerd)
+[ -x /usr/bin/busybox ] || [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
+command -v chattr >/dev/null 2>&1 || need_pkgs+=(e2fsprogs)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing test dependencies: ${need_pkgs[*]}" >&2
+		echo "install them with: sudo apt-get install -y ${need_pkgs[*]}" >&2
+		exit 1
+	fi
+	echo "installing test dependencies: ${need_pkgs[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+
+# The kube-apiserver used by Kubernetes tests is built once into .cache/.
+if [ -x hack/kube-apiserver.sh ]; then
+	./hack/kube-apiserver.sh >/dev/null
+fi

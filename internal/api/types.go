@@ -1,0 +1,101 @@
+// Package api is the daemon's local API: HTTP/1.1 + JSON over the Unix socket
+// H/rdd.sock (design.md §6). The server serves a Backend; the Client is what
+// the CLI uses. Wire types live here so both sides share them.
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rdd-project/rdd/internal/events"
+)
+
+// SetRequest is the body of POST /v1/spec.
+type SetRequest struct {
+	// Set maps dotted property names to their string values, e.g.
+	// {"kubernetes.enabled": "true"}.
+	Set    map[string]string `json:"set"`
+	DryRun bool              `json:"dryRun,omitempty"`
+	// Command is the CLI command line, recorded as the change's source.
+	Command string `json:"command,omitempty"`
+}
+
+// SetResponse answers POST /v1/spec. Seq is the seq of the SpecChanged event,
+// 0 when nothing changed (then Generation is the current one).
+type SetResponse struct {
+	Generation int64    `json:"generation"`
+	Seq        uint64   `json:"seq"`
+	Changed    []string `json:"changed"`
+	// Created is true when this write created the App.
+	Created bool `json:"created,omitempty"`
+	// Spec is the spec after the write (or after the dry run).
+	Spec any `json:"spec,omitempty"`
+}
+
+// ErrorBody is every error answer: {"error": "...", "code": "..."}.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Error codes carried in ErrorBody.Code.
+const (
+	CodeBadRequest = "BadRequest" // 400
+	CodeNotFound   = "NotFound"   // 404
+	CodeConflict   = "Conflict"   // 409
+	CodeRejected   = "Rejected"   // 422: validation refused a property or value
+	CodeInternal   = "Internal"   // 500
+	CodeForbidden  = "Forbidden"  // 403: peer is not the socket owner
+)
+
+// At selects a past snapshot: by Seq when Seq > 0, else by Time when non-zero.
+type At struct {
+	Seq  uint64
+	Time time.Time
+}
+
+// EventQuery selects events for GET /v1/events.
+type EventQuery struct {
+	Since  uint64 // return events with seq > Since
+	Limit  int    // 0 means no limit
+	Follow bool   // keep streaming new events
+}
+
+// Source identifies the peer of a request (from SO_PEERCRED).
+type Source struct {
+	UID int
+	PID int
+}
+
+// Backend is what the server serves; the daemon implements it.
+//
+// Every method is safe for concurrent use.
+type Backend interface {
+	// Snapshot returns the current snapshot.
+	Snapshot() events.Snapshot
+	// SnapshotAt folds the log up to at. An at beyond the log is the current snapshot.
+	SnapshotAt(ctx context.Context, at At) (events.Snapshot, error)
+	// Watch calls fn with the current snapshot (or, when since > 0, with the
+	// snapshot after each event with seq > since), then with one snapshot per
+	// committed event, in seq order, until ctx ends or fn returns an error.
+	// A watcher that falls too far behind gets ErrWatcherTooSlow.
+	Watch(ctx context.Context, since uint64, fn func(events.Snapshot) error) error
+	// Events calls fn for each event with seq > q.Since, in order, up to
+	// q.Limit; with q.Follow it then waits for new events until ctx ends.
+	Events(ctx context.Context, q EventQuery, fn func(events.Envelope) error) error
+	// SetSpec validates and applies req. A validation failure is a
+	// *RejectedError; nothing is appended then.
+	SetSpec(ctx context.Context, req SetRequest, src Source) (SetResponse, error)
+	// DeleteApp stops everything, cleans up and appends AppDeleted.
+	DeleteApp(ctx context.Context, src Source) error
+}
+
+// RejectedError is returned by Backend.SetSpec when validation refuses the
+// request; the server answers 422 and the CLI exits 3.
+type RejectedError struct{ Message string }
+
+func (e *RejectedError) Error() string { return e.Message }
+
+// ErrWatcherTooSlow ends a watch whose reader fell behind the bounded buffer.
+var ErrWatcherTooSlow = errors.New("api: watcher fell behind; closing watch (reconnect with since=<last seq>)")

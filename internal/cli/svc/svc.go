@@ -1,0 +1,319 @@
+// Package svc manages the rdd daemon process of one instance for the CLI:
+// whether it is created and running, spawning it detached (`rdd svc start`
+// and the implicit start of App commands), stopping it with SIGINT, deleting
+// the instance directories, and rotating and tailing its logs.
+//
+// The daemon writes D/rdd.pid while it runs; this package only reads it and
+// removes it when it names a process that no longer exists.
+package svc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rdd-project/rdd/internal/paths"
+)
+
+// PollInterval is how often Start and Stop re-check the daemon.
+const PollInterval = 100 * time.Millisecond
+
+// DefaultStartTimeout is the implicit start limit of behavior.md §9.1.
+const DefaultStartTimeout = 90 * time.Second
+
+// State is what `rdd svc status` reports.
+type State struct {
+	Instance string `json:"instance"`
+	Name     string `json:"name"`
+	// Created is true when the instance's event log exists.
+	Created bool `json:"created"`
+	// Running is true when D/rdd.pid names a live process.
+	Running bool   `json:"running"`
+	PID     int    `json:"pid,omitempty"`
+	Socket  string `json:"socket"`
+	// Serving is true when GET /v1/healthz answered (set by the caller).
+	Serving bool `json:"serving"`
+}
+
+// Inspect reports whether the instance is created and its daemon running. A
+// PID file naming a dead process is removed.
+func Inspect(p paths.Paths) (State, error) {
+	st := State{Instance: p.Instance, Name: p.Name, Socket: p.Socket}
+	if _, err := os.Stat(p.EventLog); err == nil {
+		st.Created = true
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return st, fmt.Errorf("inspect %s: %w", p.EventLog, err)
+	}
+	pid, err := RunningPID(p)
+	if err != nil {
+		return st, err
+	}
+	st.PID, st.Running = pid, pid != 0
+	return st, nil
+}
+
+// RunningPID returns the PID in D/rdd.pid when that process is alive, else 0.
+// A stale PID file is removed.
+func RunningPID(p paths.Paths) (int, error) {
+	b, err := os.ReadFile(p.PIDFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pid file %s does not hold a process id (%q); remove it if no rdd daemon runs", p.PIDFile, bytes.TrimSpace(b))
+	}
+	if Alive(pid) {
+		return pid, nil
+	}
+	if err := os.Remove(p.PIDFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("remove stale pid file: %w", err)
+	}
+	return 0, nil
+}
+
+// Alive reports whether process pid exists (signal 0; EPERM counts as alive).
+func Alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// StartOptions configure Start.
+type StartOptions struct {
+	Paths paths.Paths
+	// Command is the daemon's argv, e.g. {exe, "--instance", "2", "daemon"}.
+	Command []string
+	// Env is the daemon's environment; nil means this process's environment.
+	Env []string
+	// Healthz answers nil once the daemon serves.
+	Healthz func(ctx context.Context) error
+	// Getenv reads RDD_KEEP_LOGS and RDD_LOG_TITLE; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// Start makes sure the daemon serves, spawning it detached (its own session,
+// stdio to L/rdd.stdout.log and L/rdd.stderr.log) unless a daemon process
+// already runs, and waits until Healthz answers or ctx ends. It reports
+// whether it spawned a process. A deadline error wraps
+// context.DeadlineExceeded; failures carry the tail of the daemon's stderr log.
+func Start(ctx context.Context, o StartOptions) (spawned bool, err error) {
+	if probe(ctx, o.Healthz) == nil {
+		return false, nil
+	}
+	pid, err := RunningPID(o.Paths)
+	if err != nil {
+		return false, err
+	}
+	if pid != 0 {
+		if err := waitHealthy(ctx, o, nil); err != nil {
+			return false, fmt.Errorf("wait for rdd daemon (pid %d) to serve on %s: %w", pid, o.Paths.Socket, err)
+		}
+		return false, nil
+	}
+	exited, err := spawn(o)
+	if err != nil {
+		return false, err
+	}
+	if err := waitHealthy(ctx, o, exited); err != nil {
+		return true, fmt.Errorf("start rdd daemon: %w%s", err, logHint(o.Paths))
+	}
+	return true, nil
+}
+
+// spawn starts the daemon and returns a channel that receives its exit error.
+func spawn(o StartOptions) (<-chan error, error) {
+	if len(o.Command) == 0 {
+		return nil, errors.New("start rdd daemon: no command")
+	}
+	p := o.Paths
+	if err := p.EnsureDirs(); err != nil {
+		return nil, err
+	}
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	keepAll := getenv("RDD_KEEP_LOGS") != ""
+	title := getenv("RDD_LOG_TITLE")
+	stdout, err := OpenRotated(p.DaemonStdoutLog, keepAll, title)
+	if err != nil {
+		return nil, err
+	}
+	defer stdout.Close()
+	stderr, err := OpenRotated(p.DaemonStderrLog, keepAll, title)
+	if err != nil {
+		return nil, err
+	}
+	defer stderr.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, fmt.Errorf("start rdd daemon: %w", err)
+	}
+	defer devnull.Close()
+
+	cmd := exec.Command(o.Command[0], o.Command[1:]...)
+	cmd.Env = o.Env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, stdout, stderr
+	cmd.Dir = "/"
+	// A new session: the daemon outlives this command and the terminal's
+	// signals (Ctrl-C in the shell that ran `rdd set`) do not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start rdd daemon %s: %w", o.Command[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return exited, nil
+}
+
+// waitHealthy polls Healthz every PollInterval until it answers, ctx ends or
+// the spawned process exits (exited may be nil).
+func waitHealthy(ctx context.Context, o StartOptions, exited <-chan error) error {
+	t := time.NewTicker(PollInterval)
+	defer t.Stop()
+	for {
+		if probe(ctx, o.Healthz) == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-exited:
+			if err == nil {
+				return errors.New("the daemon exited before it served")
+			}
+			return fmt.Errorf("the daemon exited before it served (%w)", err)
+		case <-t.C:
+		}
+	}
+}
+
+// probeTimeout bounds one health probe, so a hung daemon does not use up
+// the whole start budget in one call.
+const probeTimeout = 2 * time.Second
+
+func probe(ctx context.Context, healthz func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	return healthz(ctx)
+}
+
+// logHint is the tail of the daemon's stderr log and where to read the rest.
+func logHint(p paths.Paths) string {
+	tail := Tail(p.DaemonStderrLog, 20)
+	if tail == "" {
+		return "\nsee " + p.DaemonStderrLog + " and " + p.DaemonLog
+	}
+	return "\n" + tail + "see " + p.DaemonStderrLog
+}
+
+// Tail returns the last n lines of the file at path ("" when it is missing or empty).
+func Tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const maxTail = 64 << 10
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(st.Size()-maxTail, 0)
+	b, err := io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	s := strings.Join(lines, "")
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	return s
+}
+
+// Stop sends SIGINT to the daemon and polls every PollInterval until the
+// process is gone. It reports whether a daemon was running. When ctx ends
+// first it sends SIGTERM and returns an error wrapping ctx.Err().
+func Stop(ctx context.Context, p paths.Paths) (wasRunning bool, err error) {
+	pid, err := RunningPID(p)
+	if err != nil || pid == 0 {
+		return false, err
+	}
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return true, removePIDFile(p, pid)
+		}
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return true, fmt.Errorf("signal rdd daemon (pid %d): %w", pid, err)
+		}
+	}
+	t := time.NewTicker(PollInterval)
+	defer t.Stop()
+	for Alive(pid) {
+		select {
+		case <-ctx.Done():
+			// The daemon treats SIGTERM like SIGINT; it only makes sure the
+			// stop request is not lost.
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			return true, fmt.Errorf("stop rdd daemon (pid %d): %w", pid, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return true, removePIDFile(p, pid)
+}
+
+// removePIDFile removes D/rdd.pid if it still names pid (the daemon normally
+// removes it itself).
+func removePIDFile(p paths.Paths, pid int) error {
+	b, err := os.ReadFile(p.PIDFile)
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
+		return nil
+	}
+	if err := os.Remove(p.PIDFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove pid file: %w", err)
+	}
+	return nil
+}
+
+// Delete stops the daemon, then removes L (unless keepLogs), H and D. When
+// the stop does not finish before ctx ends, nothing is removed and the error
+// wraps ctx.Err(). It reports whether anything existed.
+func Delete(ctx context.Context, p paths.Paths, keepLogs bool) (existed bool, err error) {
+	running, err := Stop(ctx, p)
+	if err != nil {
+		return running, err
+	}
+	dirs := []string{p.ShortDir, p.ServiceDir}
+	if !keepLogs {
+		dirs = append(dirs, p.LogDir)
+	}
+	existed = running
+	for _, d := range dirs {
+		if _, err := os.Lstat(d); err == nil {
+			existed = true
+		}
+		if err := os.RemoveAll(d); err != nil {
+			return existed, fmt.Errorf("delete %s: %w", d, err)
+		}
+	}
+	return existed, nil
+}

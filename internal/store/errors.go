@@ -1,0 +1,84 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error the store returns for one of these conditions
+// wraps the sentinel (test with errors.Is) and carries a message that names the
+// log file and, where the user can act, says what to do.
+var (
+	// ErrLocked is returned by Open when another process (or another Log in
+	// this process) holds the file's exclusive lock for longer than
+	// Options.Timeout. It wraps bbolt's timeout error.
+	ErrLocked = errors.New("store: log file is locked by another process")
+
+	// ErrNewerSchema is returned by Open when the file's schema version is
+	// newer than SchemaVersion: a newer rdd wrote it. The file is not modified.
+	ErrNewerSchema = errors.New("store: log file was written by a newer rdd")
+
+	// ErrCorrupt is returned when the file is not an rdd event log, cannot be
+	// mapped, fails a consistency check, or holds an event that does not decode.
+	ErrCorrupt = errors.New("store: log file is corrupt")
+
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("store: log is closed")
+
+	// ErrNotFound is returned by Get for a sequence number that was never
+	// assigned (0, or beyond LastSeq).
+	ErrNotFound = errors.New("store: no such event")
+
+	// ErrCompacted is returned by Range and Get when the requested events were
+	// removed by Compact; start again from a checkpoint at or after
+	// CompactedThrough.
+	ErrCompacted = errors.New("store: events were compacted")
+)
+
+// storeError is the concrete error behind the sentinels: a complete message
+// (naming the file) plus the sentinel kind and, optionally, the cause, both
+// reachable through errors.Is / errors.As.
+type storeError struct {
+	kind  error
+	msg   string
+	cause error
+}
+
+func (e *storeError) Error() string   { return e.msg }
+func (e *storeError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+func lockedError(path string, cause error) error {
+	return &storeError{kind: ErrLocked, cause: cause, msg: fmt.Sprintf(
+		"store: another process holds %s: is another rdd daemon running for this instance? stop it with `rdd svc stop`", path)}
+}
+
+func newerSchemaError(path string, found uint64) error {
+	return &storeError{kind: ErrNewerSchema, msg: fmt.Sprintf(
+		"store: %s was written by a newer rdd (schema version %d, this rdd supports up to %d): upgrade rdd, or move the file away to start a new log",
+		path, found, SchemaVersion)}
+}
+
+// corruptError reports a damaged file; what describes the damage.
+func corruptError(path, what string, cause error) error {
+	msg := fmt.Sprintf("store: %s is corrupt or not an rdd event log: %s", path, what)
+	if cause != nil {
+		msg += ": " + cause.Error()
+	}
+	msg += "; move the file aside, or remove the instance with `rdd svc delete`"
+	return &storeError{kind: ErrCorrupt, cause: cause, msg: msg}
+}
+
+func closedError(path string) error {
+	return &storeError{kind: ErrClosed, msg: fmt.Sprintf("store: %s: log is closed", path)}
+}
+
+func notFoundError(path string, seq, last uint64) error {
+	return &storeError{kind: ErrNotFound, msg: fmt.Sprintf(
+		"store: %s: no event with seq %d (last is %d)", path, seq, last)}
+}
+
+// compactedError reports that event want is no longer in the log.
+func compactedError(path string, want, through uint64) error {
+	return &storeError{kind: ErrCompacted, msg: fmt.Sprintf(
+		"store: %s: event %d was compacted (events up to %d are gone); start from a checkpoint", path, want, through)}
+}

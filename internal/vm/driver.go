@@ -1,0 +1,77 @@
+// Package vm holds the VM drivers. A driver observes and changes one machine
+// that runs the container engine: the host itself (driver "host") or a Lima VM
+// (driver "lima"). Drivers report facts; the vm state machine in internal/fsm
+// decides what to do with them.
+package vm
+
+import (
+	"context"
+
+	"github.com/rdd-project/rdd/internal/spec"
+)
+
+// Config is what a driver needs to (re)start the machine. Its Hash changes
+// exactly when a restart is needed to apply it.
+type Config struct {
+	Engine            spec.EngineName
+	KubernetesEnabled bool
+	KubernetesVersion string
+	KubernetesPort    int
+}
+
+// Phase is what a driver found when it looked at the machine.
+type Phase string
+
+const (
+	PhaseAbsent  Phase = "absent"  // nothing prepared on disk
+	PhaseStopped Phase = "stopped" // prepared, nothing running
+	PhaseRunning Phase = "running" // the engine process is alive
+	PhaseBroken  Phase = "broken"  // half there: e.g. a pid file naming a live process that is not ours
+)
+
+// Info is the result of Inspect and Start.
+type Info struct {
+	Phase Phase
+	// PID of the engine process (host) or hostagent (lima), 0 when none.
+	PID int
+	// TemplateHash is the Config.Hash the running machine was started with,
+	// "" when unknown.
+	TemplateHash string
+	// Exited is closed when the process found running exits. Nil unless
+	// Phase is PhaseRunning.
+	Exited <-chan struct{}
+	// Message is a human explanation, e.g. why Phase is PhaseBroken.
+	Message string
+}
+
+// Driver is the small lifecycle every VM driver implements. All methods are
+// idempotent and safe to call from one goroutine at a time (the vm
+// controller owns the driver).
+type Driver interface {
+	// Name is "host" or "lima".
+	Name() string
+	// Create prepares the machine on disk. adopted is true when it already existed.
+	Create(ctx context.Context) (adopted bool, err error)
+	// Start boots the machine with cfg and returns once the engine process
+	// runs (for host: the socket accepts connections), or an error.
+	Start(ctx context.Context, cfg Config) (Info, error)
+	// Stop stops the machine gracefully, then by force when ctx ends.
+	Stop(ctx context.Context) error
+	// Inspect looks at the machine without changing it. A process that is
+	// running is re-adopted: the returned Info.Exited watches it.
+	Inspect(ctx context.Context) (Info, error)
+	// Delete stops the machine by force and removes everything Create made.
+	Delete(ctx context.Context) error
+}
+
+// ConfigFor returns the driver configuration for spec s and the resolved
+// Kubernetes port.
+func ConfigFor(s spec.Spec, kubernetesPort int) Config {
+	return Config{Engine: s.ContainerEngine.Name, KubernetesEnabled: s.Kubernetes.Enabled, KubernetesVersion: s.Kubernetes.Version, KubernetesPort: kubernetesPort}
+}
+
+// Hash identifies the configuration; a change means a restart (behavior.md
+// §6.7). It equals spec.Spec.TemplateHash for the spec the Config came from.
+func (c Config) Hash() string {
+	return spec.TemplateHash(c.Engine, c.KubernetesEnabled, c.KubernetesVersion, c.KubernetesPort)
+}
