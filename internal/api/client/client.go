@@ -1,0 +1,266 @@
+// Package client is the typed client of the rdd daemon's socket API
+// (design.md §6); the CLI talks to the daemon only through it.
+//
+// It imports internal/api, internal/events and the standard library only,
+// and New does no I/O, so a short command such as `rdd status -o json` pays
+// for one connection and one request.
+//
+// A Client is safe for concurrent use. It keeps one http.Transport, so
+// consecutive requests reuse the connection.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/rdd-project/rdd/internal/api"
+	"github.com/rdd-project/rdd/internal/events"
+)
+
+// DialTimeout bounds connecting to the socket. A daemon that is up accepts
+// at once; waiting longer only delays the "not running" hint.
+const DialTimeout = time.Second
+
+// baseURL is the dummy host every request names; the transport dials the socket.
+const baseURL = "http://rdd"
+
+// Client talks to one daemon socket.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// New returns a Client for the daemon listening on socketPath. It does not
+// connect: the first request does.
+func New(socketPath string) *Client {
+	d := &net.Dialer{Timeout: DialTimeout}
+	tr := &http.Transport{
+		// No Proxy: HTTP_PROXY must not apply to the socket.
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, "unix", socketPath)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, err // the caller gave up; the daemon may be fine
+				}
+				return nil, &ConnectError{Socket: socketPath, Err: err}
+			}
+			return c, nil
+		},
+		DisableCompression:  true,
+		MaxIdleConns:        4,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second, // below the server's 2 min
+	}
+	return &Client{socket: socketPath, hc: &http.Client{Transport: tr}}
+}
+
+// Socket returns the socket path the Client dials.
+func (c *Client) Socket() string { return c.socket }
+
+// CloseIdleConnections closes the connections kept for reuse.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// Healthz asks whether the daemon serves (GET /v1/healthz).
+func (c *Client) Healthz(ctx context.Context) (api.Health, error) {
+	var h api.Health
+	return h, c.getJSON(ctx, api.PathHealthz, &h)
+}
+
+// RawStatus returns the current snapshot exactly as the daemon sent it
+// (json.Marshal of events.Snapshot plus '\n'), for `rdd status -o json`.
+func (c *Client) RawStatus(ctx context.Context) ([]byte, error) {
+	return c.get(ctx, api.PathStatus)
+}
+
+// RawStatusAt is RawStatus for the snapshot at a point in the past.
+func (c *Client) RawStatusAt(ctx context.Context, at api.At) ([]byte, error) {
+	s := at.String()
+	if s == "" {
+		return nil, errors.New("status at: give a seq ≥ 1 or a time")
+	}
+	return c.get(ctx, api.PathStatus+"?at="+url.QueryEscape(s))
+}
+
+// Status returns the current snapshot.
+func (c *Client) Status(ctx context.Context) (events.Snapshot, error) {
+	return decodeSnapshot(c.RawStatus(ctx))
+}
+
+// StatusAt returns the snapshot after the event at.Seq, or after the last
+// event at or before at.Time. An at beyond the log is the current snapshot.
+func (c *Client) StatusAt(ctx context.Context, at api.At) (events.Snapshot, error) {
+	return decodeSnapshot(c.RawStatusAt(ctx, at))
+}
+
+func decodeSnapshot(b []byte, err error) (events.Snapshot, error) {
+	var s events.Snapshot
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return events.Snapshot{}, fmt.Errorf("decode snapshot: %w", err)
+	}
+	return s, nil
+}
+
+// Set sends a spec change (POST /v1/spec). A refused property or value is
+// an *APIError for which IsRejected is true; nothing was written then.
+func (c *Client) Set(ctx context.Context, req api.SetRequest) (api.SetResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return api.SetResponse{}, fmt.Errorf("encode set request: %w", err)
+	}
+	resp, err := c.do(ctx, http.MethodPost, api.PathSpec, body)
+	if err != nil {
+		return api.SetResponse{}, err
+	}
+	defer resp.Body.Close()
+	var out api.SetResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return api.SetResponse{}, fmt.Errorf("decode set answer: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteApp deletes the App (DELETE /v1/app); the daemon stops and cleans
+// up first, so give ctx a generous deadline.
+func (c *Client) DeleteApp(ctx context.Context) error {
+	resp, err := c.do(ctx, http.MethodDelete, api.PathApp, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// Engine returns the engine inventory of kind (one of api.EngineKinds) as
+// the JSON array the daemon sent.
+func (c *Client) Engine(ctx context.Context, kind string) (json.RawMessage, error) {
+	known := false
+	for _, k := range api.EngineKinds {
+		known = known || k == kind
+	}
+	if !known {
+		return nil, fmt.Errorf("unknown engine inventory %q (want one of %v)", kind, api.EngineKinds)
+	}
+	b, err := c.get(ctx, api.PathEngine+kind)
+	return json.RawMessage(bytes.TrimSuffix(b, []byte("\n"))), err
+}
+
+// Events calls fn for each event with seq > q.Since, in order, up to q.Limit
+// (GET /v1/events); with q.Follow it then waits for new ones until ctx ends,
+// and returns ctx's error. raw is the line the daemon sent (events.Marshal
+// of e, without '\n'): the export format. raw is valid only during fn.
+// An error fn returns ends the stream and is returned.
+func (c *Client) Events(ctx context.Context, q api.EventQuery, fn func(raw []byte, e events.Envelope) error) error {
+	path := api.PathEvents + "?since=" + strconv.FormatUint(q.Since, 10)
+	if q.Limit > 0 {
+		path += "&limit=" + strconv.Itoa(q.Limit)
+	}
+	if q.Follow {
+		path += "&follow=true"
+	}
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	lr := newLineReader(resp.Body)
+	for {
+		line, err := lr.next()
+		if errors.Is(err, io.EOF) && !q.Follow {
+			return nil
+		}
+		if err != nil {
+			return streamError(ctx, "events", err)
+		}
+		if err := lineError(line); err != nil {
+			return err
+		}
+		var e events.Envelope
+		if err := json.Unmarshal(line, &e); err != nil {
+			return fmt.Errorf("decode event: %w", err)
+		}
+		if err := fn(line, e); err != nil {
+			return err
+		}
+	}
+}
+
+// streamError explains why reading a stream failed.
+func streamError(ctx context.Context, what string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%s: the rdd daemon ended the stream: %w", what, err)
+}
+
+// get performs a GET and returns the whole body.
+func (c *Client) get(ctx context.Context, pathQuery string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, pathQuery, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n < 1<<30 {
+		buf.Grow(int(n) + bytes.MinRead) // one read, no regrowth
+	}
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return nil, fmt.Errorf("read %s answer: %w", pathQuery, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (c *Client) getJSON(ctx context.Context, pathQuery string, v any) error {
+	b, err := c.get(ctx, pathQuery)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s answer: %w", pathQuery, err)
+	}
+	return nil
+}
+
+// do sends one request. A non-2xx answer is returned as an *APIError, a
+// failure to connect as a *ConnectError.
+func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, baseURL+pathQuery, rd)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", api.ContentTypeJSON)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
+		return nil, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		return nil, readAPIError(resp)
+	}
+	return resp, nil
+}

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rdd-project/rdd/internal/events"
+)
+
+// finalLineTimeout bounds the write of the last line of a stream.
+const finalLineTimeout = time.Second
+
+// watch serves GET /v1/status?watch=true[&since=SEQ]: one snapshot a line,
+// flushed after each, for as long as the Backend's Watch runs.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
+	st := s.newStream(ctx, w, true)
+	defer st.close()
+	st.start() // the reader's request returns even when the first line waits
+	err := s.b.Watch(ctx, since, func(snap events.Snapshot) error {
+		b, err := json.Marshal(snap)
+		if err != nil {
+			return fmt.Errorf("encode snapshot at seq %d: %w", snap.Seq, err)
+		}
+		return st.line(b)
+	})
+	if errors.Is(err, ErrWatcherTooSlow) {
+		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
+	}
+	st.finish(r, err)
+}
+
+// events serves GET /v1/events?since=&limit=&follow=: one envelope a line,
+// encoded with events.Marshal; flushed after each line when following.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q, ok := s.query(w, r, "since", "limit", "follow")
+	if !ok {
+		return
+	}
+	since, err := q.uint("since")
+	var limit uint64
+	var follow bool
+	if err == nil {
+		limit, err = q.uint("limit")
+	}
+	if err == nil && limit > math.MaxInt32 {
+		err = fmt.Errorf("limit=%d is too large", limit)
+	}
+	if err == nil {
+		follow, err = q.boolean("follow")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
+	st := s.newStream(ctx, w, follow)
+	defer st.close()
+	if follow {
+		st.start()
+	}
+	err = s.b.Events(ctx, EventQuery{Since: since, Limit: int(limit), Follow: follow}, func(e events.Envelope) error {
+		b, err := events.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode event %d: %w", e.Seq, err)
+		}
+		return st.line(b)
+	})
+	if err == nil && !st.started {
+		st.start() // no events: an empty 200
+	}
+	st.finish(r, err)
+}
+
+// streamContext returns the context of a stream: it ends with the request
+// and also as soon as Serve's ctx ends, so streams do not hold up shutdown.
+func (s *Server) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	if stop, ok := r.Context().Value(stopKey{}).(context.Context); ok {
+		unregister := context.AfterFunc(stop, cancel)
+		return ctx, func() { unregister(); cancel() }
+	}
+	return ctx, cancel
+}
+
+// stopping reports whether Serve's ctx has ended.
+func stopping(r *http.Request) bool {
+	stop, ok := r.Context().Value(stopKey{}).(context.Context)
+	return ok && stop.Err() != nil
+}
+
+// stream writes NDJSON lines to one response. It is used by one goroutine
+// at a time (the handler, or the Backend's fn while Watch/Events runs).
+type stream struct {
+	s         *Server
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	ctx       context.Context
+	flushEach bool
+	started   bool
+	werr      error // the first write error: the reader is gone or stalled
+
+	// When ctx ends, wake moves the write deadline to now, so that a write
+	// blocked on a reader that does not read returns. woke is closed after.
+	stopWake func() bool
+	woke     chan struct{}
+	closed   bool
+}
+
+func (s *Server) newStream(ctx context.Context, w http.ResponseWriter, flushEach bool) *stream {
+	st := &stream{s: s, w: w, rc: http.NewResponseController(w), ctx: ctx, flushEach: flushEach, woke: make(chan struct{})}
+	st.stopWake = context.AfterFunc(ctx, func() {
+		_ = st.rc.SetWriteDeadline(time.Now())
+		close(st.woke)
+	})
+	return st
+}
+
+// start sends the 200 header; with flushEach, at once.
+func (st *stream) start() {
+	st.started = true
+	st.w.Header().Set("Content-Type", ContentTypeNDJSON)
+	st.w.WriteHeader(http.StatusOK)
+	if st.flushEach {
+		st.flush()
+	}
+}
+
+func (st *stream) flush() {
+	if err := st.rc.Flush(); err != nil && st.werr == nil {
+		st.werr = err
+	}
+}
+
+// line writes b and '\n' within StreamWriteTimeout.
+func (st *stream) line(b []byte) error {
+	if st.werr != nil {
+		return st.werr
+	}
+	if !st.started {
+		st.start()
+	}
+	_ = st.rc.SetWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
+	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see newStream
+		return err
+	}
+	if _, err := st.w.Write(append(b, '\n')); err != nil {
+		st.werr = err
+		return err
+	}
+	if st.flushEach {
+		st.flush()
+	}
+	return st.werr
+}
+
+// close stops the wake-up and clears the write deadline, which would
+// otherwise outlive the stream on a kept-alive connection. It is idempotent.
+func (st *stream) close() {
+	if st.closed {
+		return
+	}
+	st.closed = true
+	if !st.stopWake() {
+		<-st.woke // wake ran or runs: let it finish before the deadline is reset
+	}
+	_ = st.rc.SetWriteDeadline(time.Time{})
+}
+
+// finish ends the stream after its Backend call returned err: with a last
+// error line when the reader should know why it ends, with nothing when the
+// reader went away or the stream simply ended.
+func (st *stream) finish(r *http.Request, err error) {
+	st.close()
+	var code, msg string
+	switch {
+	case st.werr != nil:
+		return // the reader stalled or went away: nobody to tell
+	case err == nil && st.ctx.Err() == nil:
+		return // the stream is complete
+	case stopping(r):
+		code, msg = CodeShuttingDown, "the rdd daemon is shutting down; reconnect when it is back"
+	case r.Context().Err() != nil, err == nil:
+		return // the reader went away
+	case errors.Is(err, ErrWatcherTooSlow):
+		code, msg = CodeTooSlow, "watch fell behind the daemon and was closed; reconnect with since=<last seq>"
+	default:
+		code, msg = errorCode(err)
+		if statusForCode(code) == http.StatusInternalServerError {
+			code = CodeInternal
+			st.s.log.Error("stream failed", zap.String("uri", r.URL.RequestURI()), zap.Error(err))
+		}
+	}
+	if !st.started {
+		writeError(st.w, statusForCode(code), code, msg)
+		return
+	}
+	b, _ := json.Marshal(ErrorBody{Error: msg, Code: code}) // cannot fail: two strings
+	_ = st.rc.SetWriteDeadline(time.Now().Add(finalLineTimeout))
+	if _, err := st.w.Write(append(b, '\n')); err == nil {
+		_ = st.rc.Flush()
+	}
+	_ = st.rc.SetWriteDeadline(time.Time{})
+}

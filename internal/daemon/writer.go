@@ -1,0 +1,393 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rdd-project/rdd/internal/api"
+	"github.com/rdd-project/rdd/internal/events"
+	"github.com/rdd-project/rdd/internal/spec"
+)
+
+// eventLog is what the writer needs of the store.
+type eventLog interface {
+	Append(envs ...events.Envelope) ([]events.Envelope, error)
+	Range(since uint64, limit int, fn func(events.Envelope) error) error
+	LastSeq() uint64
+	SaveCheckpoint(seq uint64, data []byte) error
+}
+
+// update is one committed event and the snapshot right after it.
+type update struct {
+	env  events.Envelope
+	snap events.Snapshot
+}
+
+// ringSize bounds the recent updates kept in memory for resuming watchers;
+// older resumes are folded from the log.
+const ringSize = 1024
+
+// checkpointEvery is how many events may pass between checkpoints, which
+// bounds the replay at start-up.
+const checkpointEvery = 4096
+
+// watcherBuffer bounds each watcher's queue; a watcher that falls further
+// behind is cut off (api.ErrWatcherTooSlow) instead of slowing the writer.
+const watcherBuffer = 512
+
+// errWriterStopped is returned to requests that arrive after shutdown.
+var errWriterStopped = errors.New("daemon is shutting down")
+
+// writer is the single owner of appends and of the current snapshot
+// (design.md principle 4). Controllers and API handlers send it requests; it
+// validates, appends to the log, folds into the projector, and publishes each
+// resulting snapshot to watchers in seq order.
+//
+// Lock order: mu guards snap, ring and subs; it is held while publishing so
+// that a subscriber registered under it can never miss or reorder an update.
+type writer struct {
+	log    eventLog
+	proj   *events.Projector
+	clock  func() time.Time
+	logger *zap.Logger
+	reqs   chan writeReq
+	done   chan struct{}
+
+	mu              sync.RWMutex
+	snap            events.Snapshot
+	ring            []update // last ringSize updates, oldest first
+	subs            map[*subscriber]struct{}
+	kicks           []chan struct{}
+	sinceCheckpoint int
+	closed          bool
+}
+
+type writeReq struct {
+	ctx      context.Context
+	payloads []events.Payload
+	// spec, when non-nil, is a spec change computed against the current
+	// snapshot inside the writer, so concurrent sets serialise cleanly.
+	spec  *specReq
+	reply chan writeResult
+}
+
+type specReq struct {
+	req api.SetRequest
+	src api.Source
+}
+
+type writeResult struct {
+	envs []events.Envelope
+	set  api.SetResponse
+	err  error
+}
+
+type subscriber struct {
+	ch     chan update
+	err    error // set before ch is closed
+	closed bool
+}
+
+func newWriter(log eventLog, proj *events.Projector, clock func() time.Time, logger *zap.Logger) *writer {
+	return &writer{
+		log: log, proj: proj, clock: clock, logger: logger,
+		reqs: make(chan writeReq, 64), done: make(chan struct{}),
+		snap: proj.Snapshot(), subs: map[*subscriber]struct{}{},
+	}
+}
+
+// kick returns a channel that receives a signal after every commit. Each
+// controller takes one; signals coalesce.
+func (w *writer) kick() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	w.kicks = append(w.kicks, ch)
+	w.mu.Unlock()
+	return ch
+}
+
+// Snapshot is the current snapshot (a copy the caller may keep).
+func (w *writer) Snapshot() events.Snapshot {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.snap
+}
+
+// run serves requests until ctx ends. It drains queued requests into one
+// append, so bursts cost one fsync.
+func (w *writer) run(ctx context.Context) {
+	defer close(w.done)
+	for {
+		select {
+		case <-ctx.Done():
+			w.shutdown()
+			return
+		case r := <-w.reqs:
+			batch := []writeReq{r}
+		drain:
+			for len(batch) < 256 {
+				select {
+				case r := <-w.reqs:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			w.commit(batch)
+		}
+	}
+}
+
+func (w *writer) shutdown() {
+	w.mu.Lock()
+	w.closed = true
+	for s := range w.subs {
+		w.closeSubLocked(s, errWriterStopped)
+	}
+	w.mu.Unlock()
+	// Answer whatever is still queued so no caller hangs.
+	for {
+		select {
+		case r := <-w.reqs:
+			r.reply <- writeResult{err: errWriterStopped}
+		default:
+			return
+		}
+	}
+}
+
+// commit appends the batch. Requests whose payloads do not encode, or spec
+// changes that validation rejects, fail alone; the rest share one append.
+func (w *writer) commit(batch []writeReq) {
+	now := w.clock().UTC()
+	var all []events.Envelope
+	var owners []int // request index of each envelope
+	results := make([]writeResult, len(batch))
+	cur := w.Snapshot()
+	for i, r := range batch {
+		if r.ctx.Err() != nil {
+			results[i].err = r.ctx.Err()
+			continue
+		}
+		payloads := r.payloads
+		if r.spec != nil {
+			p, resp, err := planSpecChange(cur, r.spec)
+			results[i].set = resp
+			if err != nil {
+				results[i].err = err
+				continue
+			}
+			if p == nil {
+				continue // nothing changed, or a dry run
+			}
+			payloads = []events.Payload{p}
+			// Later spec requests in this batch must see this change.
+			cur.Exists, cur.Generation, cur.Spec = true, p.Generation, &p.Spec
+		}
+		var envs []events.Envelope
+		var err error
+		for _, p := range payloads {
+			var e events.Envelope
+			if e, err = events.New(now, p); err != nil {
+				break
+			}
+			if err = e.Validate(); err != nil {
+				break
+			}
+			envs = append(envs, e)
+		}
+		if err != nil {
+			results[i].err = err
+			continue
+		}
+		all = append(all, envs...)
+		for range envs {
+			owners = append(owners, i)
+		}
+	}
+	var stored []events.Envelope
+	if len(all) > 0 {
+		var err error
+		stored, err = w.log.Append(all...)
+		if err != nil {
+			err = fmt.Errorf("append to event log: %w", err)
+			for _, i := range owners {
+				results[i].err = err
+			}
+			stored = nil
+		}
+	}
+	if len(stored) > 0 {
+		w.apply(stored)
+		for k, e := range stored {
+			i := owners[k]
+			results[i].envs = append(results[i].envs, e)
+			if batch[i].spec != nil && e.Type == events.TypeSpecChanged {
+				results[i].set.Seq = e.Seq
+			}
+		}
+	}
+	for i, r := range batch {
+		r.reply <- results[i]
+	}
+}
+
+// apply folds committed envelopes and publishes one snapshot per envelope.
+func (w *writer) apply(stored []events.Envelope) {
+	w.mu.Lock()
+	for _, e := range stored {
+		if err := w.proj.Apply(e); err != nil {
+			// The log holds the event already; a projector that cannot fold
+			// it is a bug. Keep serving the last good snapshot.
+			w.logger.Error("fold event", zap.Uint64("seq", e.Seq), zap.Error(err))
+			continue
+		}
+		u := update{env: e, snap: w.proj.Snapshot()}
+		w.snap = u.snap
+		if len(w.ring) == ringSize {
+			copy(w.ring, w.ring[1:])
+			w.ring = w.ring[:ringSize-1]
+		}
+		w.ring = append(w.ring, u)
+		for s := range w.subs {
+			select {
+			case s.ch <- u:
+			default:
+				w.closeSubLocked(s, api.ErrWatcherTooSlow)
+			}
+		}
+		w.sinceCheckpoint++
+	}
+	kicks := w.kicks
+	needCheckpoint := w.sinceCheckpoint >= checkpointEvery
+	if needCheckpoint {
+		w.sinceCheckpoint = 0
+	}
+	snap := w.snap
+	w.mu.Unlock()
+	for _, k := range kicks {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+	}
+	if needCheckpoint {
+		w.checkpoint(snap)
+	}
+}
+
+func (w *writer) checkpoint(snap events.Snapshot) {
+	data, err := events.MarshalCheckpoint(snap)
+	if err == nil {
+		err = w.log.SaveCheckpoint(snap.Seq, data)
+	}
+	if err != nil {
+		// A missing checkpoint only costs start-up time.
+		w.logger.Warn("save checkpoint", zap.Uint64("seq", snap.Seq), zap.Error(err))
+	}
+}
+
+func (w *writer) closeSubLocked(s *subscriber, err error) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.err = err
+	close(s.ch)
+	delete(w.subs, s)
+}
+
+// Append durably appends payloads and returns once they are folded into the
+// snapshot. It is the fsm.Appender of every machine.
+func (w *writer) Append(ctx context.Context, payloads ...events.Payload) ([]events.Envelope, error) {
+	r := writeReq{ctx: ctx, payloads: payloads, reply: make(chan writeResult, 1)}
+	res, err := w.send(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return res.envs, res.err
+}
+
+func (w *writer) appendOne(ctx context.Context, p events.Payload) error {
+	_, err := w.Append(ctx, p)
+	return err
+}
+
+// SetSpec plans and appends a spec change inside the writer.
+func (w *writer) SetSpec(ctx context.Context, req api.SetRequest, src api.Source) (api.SetResponse, error) {
+	r := writeReq{ctx: ctx, spec: &specReq{req: req, src: src}, reply: make(chan writeResult, 1)}
+	res, err := w.send(ctx, r)
+	if err != nil {
+		return api.SetResponse{}, err
+	}
+	return res.set, res.err
+}
+
+func (w *writer) send(ctx context.Context, r writeReq) (writeResult, error) {
+	select {
+	case w.reqs <- r:
+	case <-ctx.Done():
+		return writeResult{}, ctx.Err()
+	case <-w.done:
+		return writeResult{}, errWriterStopped
+	}
+	select {
+	case res := <-r.reply:
+		return res, nil
+	case <-w.done:
+		// The writer answers everything queued before done closes.
+		select {
+		case res := <-r.reply:
+			return res, nil
+		default:
+			return writeResult{}, errWriterStopped
+		}
+	}
+}
+
+// planSpecChange validates a set request against the current snapshot and
+// returns the SpecChanged to append (nil when nothing changes or on a dry run).
+func planSpecChange(cur events.Snapshot, r *specReq) (*events.SpecChanged, api.SetResponse, error) {
+	var current *spec.Spec
+	if cur.Exists && cur.Spec != nil {
+		c := *cur.Spec
+		current = &c
+	}
+	if len(r.req.Set) == 0 {
+		return nil, api.SetResponse{Generation: cur.Generation}, &api.RejectedError{Message: "no properties to set"}
+	}
+	next, changed, err := spec.Apply(current, r.req.Set)
+	if err != nil {
+		var verr *spec.ValidationError
+		if errors.As(err, &verr) {
+			return nil, api.SetResponse{Generation: cur.Generation}, &api.RejectedError{Message: verr.Message}
+		}
+		return nil, api.SetResponse{Generation: cur.Generation}, err
+	}
+	resp := api.SetResponse{Generation: cur.Generation, Changed: changed, Spec: next}
+	if current == nil {
+		resp.Created = true
+		resp.Generation = 1
+		if changed == nil {
+			changed = []string{}
+		}
+	} else if len(changed) == 0 {
+		return nil, resp, nil
+	} else {
+		resp.Generation = cur.Generation + 1
+	}
+	if r.req.DryRun {
+		// A dry run never writes, not even the App's creation (a deliberate
+		// difference from the reference, F17).
+		return nil, resp, nil
+	}
+	return &events.SpecChanged{
+		Generation: resp.Generation, Spec: next, Changed: changed,
+		Source: events.Source{UID: r.src.UID, PID: r.src.PID, Command: r.req.Command},
+	}, resp, nil
+}
