@@ -246,7 +246,7 @@ func (c *vmController) step(ctx context.Context) (moved bool, err error) {
 		}
 		return false, nil
 	case events.VMStopping:
-		msg := c.noun+" stopped successfully"
+		msg := c.noun + " stopped successfully"
 		if desired && facts.TemplateHash != hash {
 			msg = "Stopped for restart"
 		}
@@ -341,7 +341,7 @@ func (c *vmController) reconcile(ctx context.Context, gen int64, desired bool, f
 	}
 	f := facts
 	f.PID = 0
-	return c.m.Fire(ctx, fsm.VMStopped, fsm.Change{Generation: gen, Message: c.noun+" is stopped", Facts: f})
+	return c.m.Fire(ctx, fsm.VMStopped, fsm.Change{Generation: gen, Message: c.noun + " is stopped", Facts: f})
 }
 
 func (c *vmController) delete(ctx context.Context, facts events.Facts) error {
