@@ -138,6 +138,9 @@ func (d *Daemon) Args() []string {
 }
 
 func (d *Daemon) start(ctx context.Context) error {
+	if err := d.clearStalePIDFiles(); err != nil {
+		return err
+	}
 	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("dockertest: open log: %w", err)
@@ -276,6 +279,37 @@ func (d *Daemon) Restart(ctx context.Context) error {
 		return err
 	}
 	return d.start(ctx)
+}
+
+// clearStalePIDFiles removes the pid files a killed dockerd and its
+// containerd left behind. dockerd treats a pid file naming a live process as
+// "already running", and a zombie counts as live: where pid 1 does not reap
+// orphans (containers, some sandboxes) the killed containerd stays a zombie,
+// and a restarted dockerd would wait for it forever. A containerd that is
+// still dying is waited for.
+func (d *Daemon) clearStalePIDFiles() error {
+	for _, pf := range []string{filepath.Join(d.Dir, "docker.pid"), filepath.Join(d.ExecRoot, "containerd", "containerd.pid")} {
+		b, err := os.ReadFile(pf)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && refersTo(pid, d.Dir) {
+			waitGone([]int{pid}, d.cfg.stopTimeout)
+			if !isZombie(pid) {
+				return fmt.Errorf("dockertest: process %d named by %s still runs", pid, pf)
+			}
+		}
+		if err := os.Remove(pf); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("dockertest: %w", err)
+		}
+	}
+	return nil
+}
+
+// refersTo reports whether process pid's command line names dir.
+func refersTo(pid int, dir string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && bytes.Contains(b, []byte(dir+"/"))
 }
 
 // signalAndWait signals dockerd's process group and waits up to timeout for
