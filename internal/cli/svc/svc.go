@@ -85,9 +85,28 @@ func RunningPID(p paths.Paths) (int, error) {
 }
 
 // Alive reports whether process pid exists (signal 0; EPERM counts as alive).
+// A zombie is dead: a SIGKILLed daemon stays one until something reaps it,
+// and some init processes (containers, sandboxes) never do.
 func Alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	return !zombie(pid)
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself contain spaces or parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] == 'Z'
 }
 
 // StartOptions configure Start.
@@ -105,41 +124,43 @@ type StartOptions struct {
 
 // Start makes sure the daemon serves, spawning it detached (its own session,
 // stdio to L/rdd.stdout.log and L/rdd.stderr.log) unless a daemon process
-// already runs, and waits until Healthz answers or ctx ends. It reports
-// whether it spawned a process. A deadline error wraps
+// already runs, and waits until Healthz answers or ctx ends. It returns the
+// PID of the process it spawned (0 when it spawned none), also on failure,
+// when the process may still be running. A deadline error wraps
 // context.DeadlineExceeded; failures carry the tail of the daemon's stderr log.
-func Start(ctx context.Context, o StartOptions) (spawned bool, err error) {
+func Start(ctx context.Context, o StartOptions) (spawnedPID int, err error) {
 	if probe(ctx, o.Healthz) == nil {
-		return false, nil
+		return 0, nil
 	}
 	pid, err := RunningPID(o.Paths)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	if pid != 0 {
 		if err := waitHealthy(ctx, o, nil); err != nil {
-			return false, fmt.Errorf("wait for rdd daemon (pid %d) to serve on %s: %w", pid, o.Paths.Socket, err)
+			return 0, fmt.Errorf("wait for rdd daemon (pid %d) to serve on %s: %w", pid, o.Paths.Socket, err)
 		}
-		return false, nil
+		return 0, nil
 	}
-	exited, err := spawn(o)
+	pid, exited, err := spawn(o)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	if err := waitHealthy(ctx, o, exited); err != nil {
-		return true, fmt.Errorf("start rdd daemon: %w%s", err, logHint(o.Paths))
+		return pid, fmt.Errorf("start rdd daemon: %w%s", err, logHint(o.Paths))
 	}
-	return true, nil
+	return pid, nil
 }
 
-// spawn starts the daemon and returns a channel that receives its exit error.
-func spawn(o StartOptions) (<-chan error, error) {
+// spawn starts the daemon and returns its PID and a channel that receives
+// its exit error.
+func spawn(o StartOptions) (int, <-chan error, error) {
 	if len(o.Command) == 0 {
-		return nil, errors.New("start rdd daemon: no command")
+		return 0, nil, errors.New("start rdd daemon: no command")
 	}
 	p := o.Paths
 	if err := p.EnsureDirs(); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	getenv := o.Getenv
 	if getenv == nil {
@@ -149,17 +170,17 @@ func spawn(o StartOptions) (<-chan error, error) {
 	title := getenv("RDD_LOG_TITLE")
 	stdout, err := OpenRotated(p.DaemonStdoutLog, keepAll, title)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	defer stdout.Close()
 	stderr, err := OpenRotated(p.DaemonStderrLog, keepAll, title)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	defer stderr.Close()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return nil, fmt.Errorf("start rdd daemon: %w", err)
+		return 0, nil, fmt.Errorf("start rdd daemon: %w", err)
 	}
 	defer devnull.Close()
 
@@ -171,11 +192,11 @@ func spawn(o StartOptions) (<-chan error, error) {
 	// signals (Ctrl-C in the shell that ran `rdd set`) do not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start rdd daemon %s: %w", o.Command[0], err)
+		return 0, nil, fmt.Errorf("start rdd daemon %s: %w", o.Command[0], err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	return exited, nil
+	return cmd.Process.Pid, exited, nil
 }
 
 // waitHealthy polls Healthz every PollInterval until it answers, ctx ends or
