@@ -55,14 +55,21 @@ type AppStatus struct {
 	Conditions     []Condition `json:"conditions"`
 }
 
-// MachineStatus is what the snapshot records of one machine.
+// MachineStatus is what the snapshot records of one machine. A machine that
+// has never made a transition or an observation has the zero MachineStatus
+// (State ""); Snapshot.Machine reports its initial state.
 type MachineStatus struct {
-	State              string `json:"state,omitempty"`
+	State string `json:"state,omitempty"`
+	// From is the state the last Transition left ("" before the first one).
+	From               string `json:"from,omitempty"`
 	SinceSeq           uint64 `json:"sinceSeq,omitempty"`
 	ObservedGeneration int64  `json:"observedGeneration,omitempty"`
-	Reason             string `json:"reason,omitempty"`
-	Message            string `json:"message,omitempty"`
-	Facts              Facts  `json:"facts"`
+	// Reason and Message are the last Transition's overrides (behavior.md
+	// §3.3 defaults apply when empty); Message is already truncated to
+	// MaxMessageRunes.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	Facts   Facts  `json:"facts"`
 }
 
 // Snapshot is the projection of the log up to Seq (design.md §8). It is what

@@ -6,7 +6,7 @@
 // daemon and the CLI can all use it.
 package spec
 
-import "fmt"
+import "strconv"
 
 // EngineName selects the container engine that runs in the VM.
 type EngineName string
@@ -52,7 +52,10 @@ func Default() Spec {
 // projector compares it with the hash the VM was last started with to decide
 // whether a template change is still being applied (Settled=ApplyingTemplate).
 func TemplateHash(engine EngineName, k8sEnabled bool, k8sVersion string, kubernetesPort int) string {
-	return fmt.Sprintf("engine=%s;k8s=%t;version=%s;port=%d", engine, k8sEnabled, k8sVersion, kubernetesPort)
+	// Same text as fmt.Sprintf("engine=%s;k8s=%t;version=%s;port=%d", …),
+	// built without fmt: the projector computes it on every spec change.
+	return "engine=" + string(engine) + ";k8s=" + strconv.FormatBool(k8sEnabled) +
+		";version=" + k8sVersion + ";port=" + strconv.Itoa(kubernetesPort)
 }
 
 // TemplateHash is TemplateHash of s with the given resolved port.

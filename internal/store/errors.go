@@ -15,7 +15,7 @@ var (
 	ErrLocked = errors.New("store: log file is locked by another process")
 
 	// ErrNewerSchema is returned by Open when the file's schema version is
-	// newer than SchemaVersion: a newer rdd wrote it. The file is not modified.
+	// newer than SchemaVersion: a newer rdd wrote it. Open writes nothing to it.
 	ErrNewerSchema = errors.New("store: log file was written by a newer rdd")
 
 	// ErrCorrupt is returned when the file is not an rdd event log, cannot be
@@ -44,8 +44,13 @@ type storeError struct {
 	cause error
 }
 
-func (e *storeError) Error() string   { return e.msg }
-func (e *storeError) Unwrap() []error { return []error{e.kind, e.cause} }
+func (e *storeError) Error() string { return e.msg }
+func (e *storeError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
 
 func lockedError(path string, cause error) error {
 	return &storeError{kind: ErrLocked, cause: cause, msg: fmt.Sprintf(

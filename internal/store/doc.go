@@ -1,0 +1,79 @@
+// Package store is rdd's event log: the append-only, durable record every
+// snapshot is folded from (design.md §1–2). Log keeps it in a bbolt file and
+// owns the only *bolt.DB of that file; Mem is an in-memory twin for tests of
+// the log's consumers. Both implement EventLog (and Compactor), and the
+// conformance suite in storetest runs against both.
+//
+// # On-disk format (schema version 1)
+//
+// One bbolt file, D/events.db, mode 0600 in a 0700 directory, with three
+// top-level buckets, all created when the file is created:
+//
+//   - events: key = 8-byte big-endian seq, value = the envelope as JSON,
+//     exactly as events.Marshal writes it (keys seq, time, type, v, data in
+//     that order; time RFC 3339 with nanoseconds in UTC). Byte order of the
+//     keys is sequence order. The bucket's sequence (NextSequence) is the
+//     last assigned seq; seqs start at 1 and have no gaps.
+//   - meta: ASCII values: "schema" (decimal schema version), "instance" (the
+//     instance name given when the file was created), "created" (RFC 3339
+//     UTC), and "compacted" (decimal, highest seq removed by Compact; absent
+//     means 0).
+//   - checkpoints: key = 8-byte big-endian seq, value = opaque snapshot bytes
+//     (the state after event seq), never empty.
+//
+// A new schema version is needed for any change a previous rdd would misread;
+// Open refuses a file whose schema version is above SchemaVersion
+// (ErrNewerSchema), so an old rdd never writes into a newer log.
+//
+// # Opening
+//
+// Open locks the file exclusively (flock; a second daemon fails with
+// ErrLocked after Options.Timeout), checks bbolt's header against the file
+// size before bbolt maps it (a truncated file is ErrCorrupt, not a SIGBUS),
+// validates meta, and decodes the newest event. It never scans the log:
+// LastSeq comes from the bucket sequence, so opening costs the same for
+// ten events or ten million. Check does the full scan (bbolt's page check plus
+// a strict decode of every event) for tests and `rdd svc` diagnostics.
+//
+// # Guarantees
+//
+//   - Durability: Append returns after its bbolt transaction committed and
+//     (unless Options.NoSync) was fsynced. A failed Append stored nothing.
+//   - Atomicity: one Append is one write transaction (bbolt Update, never
+//     Batch, which may run its function twice): all its envelopes or none.
+//   - Order: seqs are assigned in call order, strictly increasing from 1,
+//     without gaps; Range yields them in seq order.
+//   - Immutability: an event never changes once stored. Compact may remove
+//     the oldest events, but only those a checkpoint covers.
+//   - Stability: what Append returns equals, field for field, what Range and
+//     Get return later (Time in UTC without a monotonic reading, Data as
+//     re-encoded by encoding/json).
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. Writers (Append, SaveCheckpoint,
+// Compact) are serialized by a mutex; the daemon has one writer goroutine
+// anyway. Readers use bbolt read transactions, never hold one while running
+// caller code, and never return bytes that alias the mapping (decoding
+// copies: see the SIGSEGV note in etcd's mvcc watchable_store.go). Range
+// decodes at most 8192 events per read transaction, so a long range does not
+// pin the mapping and stall a writer that needs to grow the file. LastSeq is
+// an atomic load. Close waits for transactions in flight.
+//
+// # Checkpoints
+//
+// SaveCheckpoint keeps the newest RecentCheckpoints (8) checkpoints; of the
+// older ones it keeps, for each k, the oldest one whose distance d (in seqs)
+// to the newest checkpoint satisfies 2^k <= d < 2^(k+1). So at most 8+64
+// checkpoints exist, spaced roughly exponentially into the past, and
+// CheckpointAtOrBefore (`status --at`) needs to replay at most about half the
+// distance from the requested point back to the newest checkpoint.
+//
+// # Retention
+//
+// By default the log keeps every event. Compact(keepAfter) removes the
+// events up to keepAfter (and the checkpoints below it) only if a checkpoint
+// at or after keepAfter exists; afterwards Range and Get below the mark
+// return ErrCompacted. The retention policy (how much to keep) is the
+// daemon's, per design.md §2.
+package store
