@@ -22,6 +22,7 @@ import (
 	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/paths"
+	"github.com/rdd-project/rdd/internal/spec"
 	"github.com/rdd-project/rdd/internal/store"
 	"github.com/rdd-project/rdd/internal/vm"
 	"github.com/rdd-project/rdd/internal/vm/host"
@@ -62,6 +63,9 @@ func Run(ctx context.Context, opts Options) error {
 		getenv = os.Getenv
 	}
 	p := opts.Paths
+	if _, err := spec.Bundled(); err != nil {
+		return fmt.Errorf("the k3s version list built into rdd is unusable: %w", err)
+	}
 	if err := p.EnsureDirs(); err != nil {
 		return err
 	}

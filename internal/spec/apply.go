@@ -25,18 +25,20 @@ func reject(property, format string, args ...any) *ValidationError {
 // Apply is Versions.Apply with the bundled versions. It returns the bundled
 // file's load error (not a *ValidationError) if that file is malformed.
 func Apply(current *Spec, set map[string]string) (Spec, []string, error) {
-	if bundledErr != nil {
-		return Spec{}, nil, bundledErr
+	v, err := Bundled()
+	if err != nil {
+		return Spec{}, nil, err
 	}
-	return bundled.Apply(current, set)
+	return v.Apply(current, set)
 }
 
 // Validate is Versions.Validate with the bundled versions.
 func Validate(s Spec) error {
-	if bundledErr != nil {
-		return bundledErr
+	v, err := Bundled()
+	if err != nil {
+		return err
 	}
-	return bundled.Validate(s)
+	return v.Validate(s)
 }
 
 // Apply computes the spec that `rdd set` writes (behavior.md §9.2 steps 2–3,

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:embed k3s-versions.json
@@ -17,14 +18,16 @@ var bundledVersionsJSON []byte
 // ErrMalformedVersions is wrapped by every LoadVersions failure.
 var ErrMalformedVersions = errors.New("spec: malformed k3s-versions.json")
 
-// bundled is parsed once, at package initialisation, so a malformed embedded
-// file is known before the daemon serves (behavior.md §2.1); Bundled reports it.
-var bundled, bundledErr = LoadVersions(bundledVersionsJSON)
+// bundled is parsed on first use, not at package initialisation: every CLI
+// command pays for package init, and most never need the versions. The
+// daemon calls Bundled before it serves, so a malformed embedded file still
+// stops it at start-up (behavior.md §2.1).
+var bundled = sync.OnceValues(func() (*Versions, error) { return LoadVersions(bundledVersionsJSON) })
 
 // Bundled returns the k3s versions embedded in the binary. The daemon calls it
 // at start-up and refuses to start on an error; Apply and Validate return the
 // same error (never a panic) if it is ignored.
-func Bundled() (*Versions, error) { return bundled, bundledErr }
+func Bundled() (*Versions, error) { return bundled() }
 
 // Versions is a parsed k3s-versions.json: the supported Kubernetes versions
 // and the channels that alias them. A *Versions is immutable and safe for
