@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rdd-project/rdd/internal/paths"
+)
+
+// Set with -ldflags "-X main.version=… -X main.commit=… -X main.buildDate=…".
+var (
+	version   = "dev"
+	commit    = "unknown"
+	buildDate = ""
+)
+
+func main() {
+	os.Exit(run())
+}
+
+// run builds the environment of one invocation from the process (arguments,
+// environment, home directory, stdio) and executes the command line.
+func run() int {
+	instance, args, instErr := splitInstance(os.Args[1:], os.Getenv)
+	e := &env{
+		stdin:   os.Stdin,
+		stdout:  os.Stdout,
+		stderr:  os.Stderr,
+		getenv:  os.Getenv,
+		environ: os.Environ,
+		now:     time.Now,
+		build:   buildInfo{Version: version, Commit: commit, BuildDate: buildDate},
+	}
+	if instErr != nil {
+		return execute(context.Background(), e, nil, instErr)
+	}
+	home, err := os.UserHomeDir()
+	if err == nil {
+		e.paths, err = paths.Resolve(instance, home, os.Getenv)
+	}
+	e.pathsErr = err
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return execute(ctx, e, args, nil)
+}

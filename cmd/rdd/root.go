@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rdd-project/rdd/internal/api/client"
+	"github.com/rdd-project/rdd/internal/cli/exit"
+	"github.com/rdd-project/rdd/internal/cli/svc"
+	"github.com/rdd-project/rdd/internal/paths"
+)
+
+// env is everything a command needs from outside: the instance paths, stdio,
+// the environment and the clock. main builds one per invocation; tests build
+// their own and run newRootCommand in-process.
+type env struct {
+	paths paths.Paths
+	// pathsErr is why paths could not be resolved (no HOME, socket path too
+	// long); commands that need the instance report it.
+	pathsErr error
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	environ        func() []string
+	now            func() time.Time
+	build          buildInfo
+
+	// startDaemon makes sure the daemon serves: the implicit start of App
+	// commands. nil means spawning this executable (startDaemonProcess).
+	startDaemon func(ctx context.Context) error
+}
+
+// instance returns the resolved paths, or why they could not be resolved.
+func (e *env) instance() (paths.Paths, error) {
+	if e.pathsErr != nil {
+		return paths.Paths{}, e.pathsErr
+	}
+	return e.paths, nil
+}
+
+// client returns an API client for the instance's socket.
+func (e *env) client() (*client.Client, error) {
+	p, err := e.instance()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(p.Socket), nil
+}
+
+// implicitStartTimeout is the limit of the implicit daemon start (behavior.md §9.1).
+const implicitStartTimeout = svc.DefaultStartTimeout
+
+// ensureDaemon starts the daemon if it does not serve, waiting up to 90 s.
+func (e *env) ensureDaemon(ctx context.Context) error {
+	if _, err := e.instance(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, implicitStartTimeout)
+	defer cancel()
+	if e.startDaemon != nil {
+		return e.startDaemon(ctx)
+	}
+	pid, err := e.startDaemonProcess(ctx)
+	if err == nil && pid != 0 {
+		fmt.Fprintf(e.stderr, "Started the rdd daemon for instance %s (pid %d, log %s)\n", e.paths.Instance, pid, e.paths.DaemonLog)
+	}
+	return err
+}
+
+// startDaemonProcess spawns `rdd --instance S daemon` detached unless a
+// daemon runs, and waits until it serves (svc.Start). It returns the PID it
+// spawned, 0 when none.
+func (e *env) startDaemonProcess(ctx context.Context) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("find the rdd executable: %w", err)
+	}
+	c := client.New(e.paths.Socket)
+	pid, err := svc.Start(ctx, svc.StartOptions{
+		Paths:   e.paths,
+		Command: []string{exe, "--instance", e.paths.Instance, "daemon"},
+		Healthz: func(ctx context.Context) error { _, err := c.Healthz(ctx); return err },
+		Getenv:  e.getenv,
+	})
+	return pid, err
+}
+
+// execute runs the command line args and returns the exit code. Only main
+// turns it into os.Exit. A non-nil pre is an error found before cobra ran.
+func execute(ctx context.Context, e *env, args []string, pre error) int {
+	err := pre
+	var cmd *cobra.Command
+	if err == nil {
+		root := newRootCommand(e)
+		root.SetArgs(args)
+		cmd, err = root.ExecuteContextC(ctx)
+	}
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		fmt.Fprintln(e.stderr, "Interrupted")
+		return 130
+	}
+	code := exit.Classify(err)
+	if err != nil && !exit.IsSilent(err) {
+		fmt.Fprintf(e.stderr, "Error: %v\n", err)
+		if code == exit.CodeUsage && cmd != nil {
+			fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+	}
+	return code
+}
+
+// newRootCommand builds the whole command tree for e.
+func newRootCommand(e *env) *cobra.Command {
+	var versionFlag string
+	root := &cobra.Command{
+		Use:   "rdd",
+		Short: "A local container and Kubernetes developer environment",
+		Long: doc(`
+			rdd runs a container engine and, optionally, Kubernetes in a local VM
+			(or on the host), driven by a daemon that records every change in an
+			event log.
+
+			The instance is chosen by --instance NAME given as the very first
+			argument, else $RDD_INSTANCE, else "2". Its daemon (rdd daemon) is
+			started on demand by set, start and run, or with rdd svc start.
+
+			Exit codes: 0 ok, 1 error, 2 usage, 3 rejected by validation,
+			4 wait deadline; rdd run exits with its command's code.`),
+		Example: example(`
+			rdd start                        # create the App if needed and run it
+			rdd set kubernetes.enabled=true  # enable Kubernetes and wait until settled
+			rdd status                       # conditions of the App
+			rdd --instance dev status -o json
+			rdd run kubectl get nodes`),
+		Args:          rootArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("version") {
+				return printVersion(e, versionFlag)
+			}
+			return cmd.Help()
+		},
+	}
+	root.Flags().StringVar(&versionFlag, "version", "", "print the version and exit (--version=raw for build details)")
+	root.Flags().Lookup("version").NoOptDefVal = "true"
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exit.Usage(err) })
+
+	root.AddGroup(
+		&cobra.Group{ID: "app", Title: "App commands:"},
+		&cobra.Group{ID: "inspect", Title: "Inspecting state and history:"},
+		&cobra.Group{ID: "service", Title: "Daemon commands:"},
+	)
+	for _, c := range []*cobra.Command{newSetCommand(e), newStartCommand(e), newStopCommand(e), newRunCommand(e)} {
+		c.GroupID = "app"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{newStatusCommand(e), newEventsCommand(e), newReplayCommand(e), newWhyCommand(e)} {
+		c.GroupID = "inspect"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{newSvcCommand(e), newDaemonCommand(e)} {
+		c.GroupID = "service"
+		root.AddCommand(c)
+	}
+	root.AddCommand(newVersionCommand(e), newCompletionCommand(e))
+	return root
+}
+
+// rootArgs rejects unknown commands as usage errors (cobra's own check
+// returns a plain error).
+func rootArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return exit.Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+	}
+	return nil
+}
+
+// groupArgs is rootArgs for a command that only groups subcommands.
+var groupArgs = rootArgs
+
+// usageArgs makes the errors of an argument validator usage errors.
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return exit.Usage(err)
+		}
+		return nil
+	}
+}
+
+// doc dedents a raw string literal: it drops the leading newline and the
+// indentation of the first line from every line.
+func doc(s string) string {
+	s = strings.TrimPrefix(s, "\n")
+	indent := s[:len(s)-len(strings.TrimLeft(s, "\t "))]
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, indent)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// example formats an Example block: dedented, then indented by two spaces.
+func example(s string) string {
+	lines := strings.Split(doc(s), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = "  " + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// usageErr and usageErrf are exit.Usage for flag values that cobra accepted
+// but the command cannot use.
+func usageErr(err error) error { return exit.Usage(err) }
+
+func usageErrf(format string, args ...any) error { return exit.Usagef(format, args...) }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/rdd-project/rdd/internal/events"
+)
+
+func TestParseSetArgs(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    map[string]string
+		wantErr string
+	}{
+		{name: "one", args: []string{"running=true"}, want: map[string]string{"running": "true"}},
+		{name: "split at first =", args: []string{"kubernetes.version=a=b"}, want: map[string]string{"kubernetes.version": "a=b"}},
+		{name: "empty value clears", args: []string{"kubernetes.version="}, want: map[string]string{"kubernetes.version": ""}},
+		{name: "last duplicate wins", args: []string{"running=true", "kubernetes.enabled=true", "running=false"},
+			want: map[string]string{"running": "false", "kubernetes.enabled": "true"}},
+		{name: "names are not validated here", args: []string{"nonexistent=1"}, want: map[string]string{"nonexistent": "1"}},
+		{name: "no =", args: []string{"running"}, wantErr: `invalid argument "running": expected PROPERTY=VALUE format`},
+		{name: "empty name", args: []string{"=x"}, wantErr: `invalid argument "=x": property name must not be empty`},
+		{name: "error after a good one", args: []string{"running=true", "x"}, wantErr: `invalid argument "x": expected PROPERTY=VALUE format`},
+		{name: "empty argument", args: []string{""}, wantErr: `invalid argument "": expected PROPERTY=VALUE format`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSetArgs(tt.args)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("parseSetArgs(%q) error = %v, want %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseSetArgs(%q): %v", tt.args, err)
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("parseSetArgs(%q) = %v, want %v", tt.args, got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzParseSetArgs checks the parser's contract on arbitrary input: it either
+// fails naming the first malformed argument, or maps every name to the value
+// of its last occurrence.
+func FuzzParseSetArgs(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"running=true", "kubernetes.version=1.33"},
+		{"a=b=c", "a="},
+		{"=x", "running"},
+		{"", "x=y"},
+		{"running=true", "running=false"},
+		{"ü=ö", "\x00=\xff"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		args := []string{a, b}
+		got, err := parseSetArgs(args)
+		bad := -1
+		for i, s := range args {
+			if strings.IndexByte(s, '=') <= 0 {
+				bad = i
+				break
+			}
+		}
+		if bad >= 0 {
+			if err == nil {
+				t.Fatalf("parseSetArgs(%q) = %v, want an error for %q", args, got, args[bad])
+			}
+			if !strings.HasPrefix(err.Error(), fmt.Sprintf("invalid argument %q: ", args[bad])) {
+				t.Fatalf("parseSetArgs(%q) error %q does not name %q", args, err, args[bad])
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("parseSetArgs(%q): %v", args, err)
+		}
+		want := map[string]string{}
+		for _, s := range args {
+			name, value, _ := strings.Cut(s, "=")
+			want[name] = value
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("parseSetArgs(%q) = %v, want %v", args, got, want)
+		}
+	})
+}
+
+func TestPropertiesHelp(t *testing.T) {
+	got := propertiesHelp()
+	for _, want := range []string{"Available properties:", "running (boolean)", "containerEngine.name (moby|containerd)",
+		"kubernetes.enabled", "kubernetes.version"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("set --help properties lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "namespace") {
+		t.Errorf("set --help lists namespace:\n%s", got)
+	}
+}
+
+func TestProgress(t *testing.T) {
+	cond := func(typ events.ConditionType, status events.ConditionStatus, reason string, gen int64) events.Condition {
+		return events.Condition{Type: typ, Status: status, Reason: reason, Message: reason + " message", ObservedGeneration: gen}
+	}
+	snap := func(cs ...events.Condition) events.Snapshot {
+		return events.Snapshot{Exists: true, Generation: 2, Status: events.AppStatus{Conditions: cs}}
+	}
+	var p progress
+	steps := []struct {
+		snap events.Snapshot
+		want []string
+	}{
+		{snap(cond("Running", "False", "Stopped", 1), cond("Settled", "True", "Settled", 1)), nil},
+		{snap(cond("Running", "False", "Starting", 2), cond("Settled", "True", "Settled", 1)),
+			[]string{"Running=False: Starting message (Starting)"}},
+		{snap(cond("Running", "False", "Starting", 2), cond("Settled", "False", "Starting", 2)),
+			[]string{"Settled=False: Starting message (Starting)"}},
+		{snap(cond("Running", "True", "Started", 2), cond("Settled", "True", "Settled", 2)),
+			[]string{"Running=True: Started message (Started)", "Settled=True: Settled message (Settled)"}},
+		{snap(cond("Running", "True", "Started", 3), cond("Settled", "True", "Settled", 3)), nil},
+	}
+	for i, st := range steps {
+		got := p.update(st.snap, 2)
+		if strings.Join(got, "\n") != strings.Join(st.want, "\n") {
+			t.Errorf("step %d: lines %q, want %q", i, got, st.want)
+		}
+	}
+	if !settledAt(steps[3].snap, 2) || settledAt(steps[2].snap, 2) || settledAt(steps[0].snap, 2) {
+		t.Error("settledAt disagrees with the snapshots")
+	}
+}

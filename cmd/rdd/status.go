@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rdd-project/rdd/internal/api"
+	"github.com/rdd-project/rdd/internal/cli/render"
+	"github.com/rdd-project/rdd/internal/events"
+)
+
+// outputFlags adds -o/--output and its --json shorthand.
+type outputFlags struct {
+	output string
+	json   bool
+}
+
+func (o *outputFlags) add(cmd *cobra.Command, allowed ...render.Format) {
+	names := ""
+	for i, f := range allowed {
+		if i > 0 {
+			names += ", "
+		}
+		names += string(f)
+	}
+	cmd.Flags().StringVarP(&o.output, "output", "o", string(allowed[0]), "output format: "+names)
+	cmd.Flags().BoolVar(&o.json, "json", false, "shorthand for -o json")
+}
+
+func (o *outputFlags) format(allowed ...render.Format) (render.Format, error) {
+	if o.json {
+		return render.JSON, nil
+	}
+	f, err := render.ParseFormat(o.output, allowed...)
+	if err != nil {
+		return "", usageErr(err)
+	}
+	return f, nil
+}
+
+func newStatusCommand(e *env) *cobra.Command {
+	var (
+		out   outputFlags
+		watch bool
+		at    string
+	)
+	formats := []render.Format{render.Text, render.JSON, render.YAML}
+	cmd := &cobra.Command{
+		Use:   "status [-o text|json|yaml] [--watch] [--at SEQ|TIME]",
+		Short: "Show the App's conditions, spec and generation",
+		Long: doc(`
+			Show the App snapshot: its conditions (type, status, reason, age,
+			message), generation, spec and Kubernetes port. -o json prints the
+			snapshot exactly as the daemon serves it (GET /v1/status).
+
+			--watch prints the snapshot again after every change: with -o json
+			one JSON object per line, with -o text the table again.
+			--at shows the snapshot as of a past event seq or time.
+
+			status needs a running daemon; it never starts one.`),
+		Example: example(`
+			rdd status
+			rdd status -o json | jq '.status.conditions[] | select(.type=="Settled")'
+			rdd status --watch -o json
+			rdd status --at 42
+			rdd status --at 2026-01-02T15:04:05Z -o yaml`),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := out.format(formats...)
+			if err != nil {
+				return err
+			}
+			if watch && at != "" {
+				return usageErrf("--watch and --at cannot be combined")
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			switch {
+			case watch:
+				return e.watchStatus(ctx, f)
+			case at != "":
+				a, err := api.ParseAt(at)
+				if err != nil {
+					return usageErr(err)
+				}
+				s, err := c.StatusAt(ctx, a)
+				if err != nil {
+					return err
+				}
+				return e.printSnapshot(f, s)
+			case f == render.JSON:
+				raw, err := c.RawStatus(ctx)
+				if err != nil {
+					return err
+				}
+				return writeLine(e.stdout, raw)
+			}
+			s, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			return e.printSnapshot(f, s)
+		},
+	}
+	out.add(cmd, formats...)
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the snapshot again after every change")
+	cmd.Flags().StringVar(&at, "at", "", "show the snapshot as of event SEQ or RFC 3339 TIME")
+	return cmd
+}
+
+// printSnapshot renders s in format f.
+func (e *env) printSnapshot(f render.Format, s events.Snapshot) error {
+	switch f {
+	case render.JSON:
+		return render.WriteJSON(e.stdout, s)
+	case render.YAML:
+		return render.WriteYAML(e.stdout, s)
+	}
+	return render.StatusText(e.stdout, s, e.now())
+}
+
+// watchStatus streams snapshots until the user interrupts it or the daemon
+// closes the stream.
+func (e *env) watchStatus(ctx context.Context, f render.Format) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	w, err := c.Watch(ctx, 0)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for n := 0; ; n++ {
+		var s events.Snapshot
+		var raw []byte
+		if f == render.JSON {
+			raw, err = w.NextRaw()
+		} else {
+			s, err = w.Next()
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted: the normal end of --watch
+			}
+			return fmt.Errorf("watch status: %w", err)
+		}
+		switch f {
+		case render.JSON:
+			err = writeLine(e.stdout, raw)
+		case render.YAML:
+			if _, err = io.WriteString(e.stdout, "---\n"); err == nil {
+				err = render.WriteYAML(e.stdout, s)
+			}
+		default:
+			if n > 0 {
+				_, err = io.WriteString(e.stdout, "\n")
+			}
+			if err == nil {
+				err = render.StatusText(e.stdout, s, e.now())
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// writeLine writes b followed by a newline unless b already ends in one.
+func writeLine(w io.Writer, b []byte) error {
+	if !bytes.HasSuffix(b, []byte("\n")) {
+		b = append(b[:len(b):len(b)], '\n')
+	}
+	_, err := w.Write(b)
+	return err
+}

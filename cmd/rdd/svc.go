@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rdd-project/rdd/internal/api/client"
+	"github.com/rdd-project/rdd/internal/cli/render"
+	"github.com/rdd-project/rdd/internal/cli/svc"
+	"github.com/rdd-project/rdd/internal/paths"
+)
+
+// defaultStopTimeout is the --timeout default of svc stop and svc delete.
+const defaultStopTimeout = 5 * time.Minute
+
+func newSvcCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "svc",
+		Short: "Manage the rdd daemon of the instance",
+		Long: doc(`
+			Start, stop, inspect and delete the daemon of the instance, and show
+			its logs and file locations. App commands start the daemon on
+			demand, so svc start is rarely needed.`),
+		Example: example(`
+			rdd svc start
+			rdd svc status --json
+			rdd svc logs -f
+			rdd svc paths socket`),
+		Args: groupArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newSvcStartCommand(e), newSvcStopCommand(e), newSvcStatusCommand(e),
+		newSvcLogsCommand(e), newSvcPathsCommand(e), newSvcDeleteCommand(e))
+	return cmd
+}
+
+// withTimeout is context.WithTimeout where 0 means no deadline.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func newSvcStartCommand(e *env) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "start [--timeout=DUR]",
+		Short: "Start the daemon and wait until it serves",
+		Long: doc(`
+			Start rdd daemon for the instance, detached from this terminal (its
+			output goes to rdd.stdout.log and rdd.stderr.log in the log
+			directory), and wait until it answers on its socket. If a daemon
+			already runs, only wait for it. A wait that reaches --timeout exits 4.`),
+		Example: example(`
+			rdd svc start
+			RDD_VM_DRIVER=host rdd svc start --timeout=2m`),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := e.instance()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd.Context(), timeout)
+			defer cancel()
+			if e.startDaemon != nil {
+				err = e.startDaemon(ctx)
+			} else {
+				_, err = e.startDaemonProcess(ctx)
+			}
+			if err != nil {
+				return err
+			}
+			pid, _ := svc.RunningPID(p)
+			_, err = fmt.Fprintf(e.stdout, "rdd daemon for instance %s is ready (pid %d, socket %s)\n", p.Instance, pid, p.Socket)
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", svc.DefaultStartTimeout, "how long to wait for the daemon to serve; 0 means no limit")
+	return cmd
+}
+
+func newSvcStopCommand(e *env) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "stop [--timeout=DUR]",
+		Short: "Stop the daemon gracefully",
+		Long: doc(`
+			Send SIGINT to the daemon and wait until its process has exited. The
+			App's VM and engine keep their state in the event log and are
+			recovered at the next start. When --timeout passes first the
+			command exits 4. With no daemon running it exits 0.`),
+		Example: example(`
+			rdd svc stop
+			rdd svc stop --timeout=30s`),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := e.instance()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd.Context(), timeout)
+			defer cancel()
+			running, err := svc.Stop(ctx, p)
+			if err != nil {
+				return err
+			}
+			msg := "has stopped"
+			if !running {
+				msg = "is not running"
+			}
+			_, err = fmt.Fprintf(e.stdout, "rdd daemon for instance %s %s\n", p.Instance, msg)
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultStopTimeout, "how long to wait for the daemon to exit; 0 means no limit")
+	return cmd
+}
+
+func newSvcStatusCommand(e *env) *cobra.Command {
+	var out outputFlags
+	formats := []render.Format{render.Text, render.JSON}
+	cmd := &cobra.Command{
+		Use:   "status [-o text|json]",
+		Short: "Show whether the daemon is created and running",
+		Long: doc(`
+			Show whether the instance is created (its event log exists), whether
+			its daemon runs and with which PID, its socket, and whether the
+			daemon answers on it.`),
+		Example: example(`
+			rdd svc status
+			rdd svc status --json`),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := out.format(formats...)
+			if err != nil {
+				return err
+			}
+			p, err := e.instance()
+			if err != nil {
+				return err
+			}
+			st, err := svc.Inspect(p)
+			if err != nil {
+				return err
+			}
+			if st.Running {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+				_, err := client.New(p.Socket).Healthz(ctx)
+				st.Serving = err == nil
+				cancel()
+			}
+			if f == render.JSON {
+				return render.WriteJSON(e.stdout, st)
+			}
+			pid := "-"
+			if st.Running {
+				pid = fmt.Sprint(st.PID)
+			}
+			return render.Table(e.stdout, [][]string{
+				{"instance:", st.Instance + " (" + st.Name + ")"},
+				{"created:", fmt.Sprint(st.Created)},
+				{"running:", fmt.Sprint(st.Running)},
+				{"pid:", pid},
+				{"serving:", fmt.Sprint(st.Serving)},
+				{"socket:", st.Socket},
+			})
+		},
+	}
+	out.add(cmd, formats...)
+	return cmd
+}
+
+func newSvcLogsCommand(e *env) *cobra.Command {
+	var follow, stdout, stderr bool
+	cmd := &cobra.Command{
+		Use:   "logs [-f] [--stdout|--stderr]",
+		Short: "Print the daemon log",
+		Long: doc(`
+			Print the daemon's log (JSON lines). --follow keeps printing what is
+			appended, across rotations, until interrupted. --stdout and --stderr
+			print the daemon process's captured output instead.`),
+		Example: example(`
+			rdd svc logs
+			rdd svc logs -f | jq -r .msg
+			rdd svc logs --stderr`),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := e.instance()
+			if err != nil {
+				return err
+			}
+			if stdout && stderr {
+				return usageErrf("--stdout and --stderr cannot be combined")
+			}
+			path := p.DaemonLog
+			switch {
+			case stdout:
+				path = p.DaemonStdoutLog
+			case stderr:
+				path = p.DaemonStderrLog
+			}
+			if follow {
+				return svc.Follow(cmd.Context(), path, e.stdout)
+			}
+			f, err := os.Open(path)
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no log at %s: the daemon of instance %s has not run", path, p.Instance)
+			} else if err != nil {
+				return fmt.Errorf("read log: %w", err)
+			}
+			defer f.Close()
+			_, err = f.WriteTo(e.stdout)
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new log lines until interrupted")
+	cmd.Flags().BoolVar(&stdout, "stdout", false, "print the daemon's standard output log")
+	cmd.Flags().BoolVar(&stderr, "stderr", false, "print the daemon's standard error log")
+	return cmd
+}
+
+func newSvcPathsCommand(e *env) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "paths [KEY] [-o table|json|shell]",
+		Short: "Print the instance's directories and files",
+		Long: doc(`
+			Print the locations the instance uses. With KEY, print only that
+			path. -o shell prints KEY='VALUE' lines for eval.
+
+			Keys: ` + strings.Join(pathKeys(), ", ")),
+		Example: example(`
+			rdd svc paths
+			rdd svc paths socket
+			eval "$(rdd svc paths -o shell)"; echo "$log_dir"`),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return pathKeys(), cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			p, err := e.instance()
+			if err != nil {
+				return err
+			}
+			return writePaths(e, p.Map(), args, output)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or shell")
+	return cmd
+}
+
+func pathKeys() []string {
+	return slices.Sorted(maps.Keys(paths.Paths{}.Map()))
+}
+
+// writePaths prints m (or m[args[0]]) in the given format.
+func writePaths(e *env, m map[string]string, args []string, output string) error {
+	keys := slices.Sorted(maps.Keys(m))
+	if len(args) == 1 {
+		v, ok := m[args[0]]
+		if !ok {
+			return fmt.Errorf("unknown key %q; valid keys: %s", args[0], strings.Join(keys, ", "))
+		}
+		_, err := fmt.Fprintln(e.stdout, v)
+		return err
+	}
+	switch output {
+	case "table":
+		rows := [][]string{{"KEY", "PATH"}}
+		for _, k := range keys {
+			rows = append(rows, []string{k, m[k]})
+		}
+		return render.Table(e.stdout, rows)
+	case "json":
+		b, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return err
+		}
+		return writeLine(e.stdout, b)
+	case "shell":
+		var b strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s=%s\n", k, shellQuote(m[k]))
+		}
+		_, err := fmt.Fprint(e.stdout, b.String())
+		return err
+	}
+	return usageErrf("invalid output format %q: valid formats: table, json, shell", output)
+}
+
+// shellQuote quotes s for POSIX shells.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func newSvcDeleteCommand(e *env) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "delete [--timeout=DUR]",
+		Short: "Stop the daemon and delete the instance's files",
+		Long: doc(`
+			Delete the instance: when the daemon serves and the App exists, delete
+			the App first (it stops the VM and engine and removes the instance's
+			Docker and kube contexts); then stop the daemon and remove the
+			service, short and log directories (logs are kept when RDD_KEEP_LOGS
+			is set). When --timeout passes first, delete exits 4 and keeps
+			everything. Deleting an instance that does not exist succeeds.`),
+		Example: example(`
+			rdd svc delete
+			RDD_KEEP_LOGS=1 rdd --instance test svc delete`),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := e.instance()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(cmd.Context(), timeout)
+			defer cancel()
+			if err := e.deleteApp(ctx); err != nil {
+				return err
+			}
+			existed, err := svc.Delete(ctx, p, e.getenv("RDD_KEEP_LOGS") != "")
+			if err != nil {
+				return err
+			}
+			msg := "has been deleted"
+			if !existed {
+				msg = "does not exist"
+			}
+			_, err = fmt.Fprintf(e.stdout, "instance %s %s\n", p.Instance, msg)
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultStopTimeout, "how long to wait for the App deletion and the daemon to stop; 0 means no limit")
+	return cmd
+}
+
+// deleteApp deletes the App when a daemon serves and the App exists, so its
+// VM, engine and contexts are cleaned up before the files go (F15). A
+// deadline is returned; other failures are reported and do not block the
+// deletion of the instance.
+func (e *env) deleteApp(ctx context.Context) error {
+	c := client.New(e.paths.Socket)
+	s, err := c.Status(ctx)
+	if err == nil && s.Exists {
+		err = c.DeleteApp(ctx)
+	}
+	switch {
+	case err == nil || errors.Is(err, client.ErrDaemonNotRunning):
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("delete the App: %w", ctx.Err())
+	}
+	fmt.Fprintf(e.stderr, "Warning: could not delete the App before deleting the instance: %v\n", err)
+	return nil
+}

@@ -1,0 +1,338 @@
+package svc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rdd-project/rdd/internal/paths"
+)
+
+// The test binary doubles as a fake daemon when RDD_SVC_TEST_DAEMON is set:
+//
+//	serve     write the pid file, listen on the socket, exit 0 on SIGINT
+//	crash     print "boom" on stderr and exit 3
+//	silent    write the pid file, never listen, exit 0 on SIGINT
+//	stubborn  write the pid file, listen, ignore SIGINT and SIGTERM
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("RDD_SVC_TEST_DAEMON"); mode != "" {
+		os.Exit(fakeDaemon(mode))
+	}
+	os.Exit(m.Run())
+}
+
+func fakeDaemon(mode string) int {
+	if mode == "crash" {
+		fmt.Fprintln(os.Stderr, "boom")
+		return 3
+	}
+	sigs := make(chan os.Signal, 1)
+	if mode == "stubborn" {
+		signal.Ignore(syscall.SIGINT, syscall.SIGTERM)
+	} else {
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	}
+	pidFile := os.Getenv("RDD_SVC_TEST_PIDFILE")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if mode != "silent" {
+		ln, err := net.Listen("unix", os.Getenv("RDD_SVC_TEST_SOCKET"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	fmt.Println("fake daemon serving")
+	if mode == "stubborn" {
+		select {}
+	}
+	<-sigs
+	os.Remove(pidFile)
+	return 0
+}
+
+func testPaths(t *testing.T) paths.Paths {
+	t.Helper()
+	home, err := os.MkdirTemp("", "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	p, err := paths.Resolve("t", home, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// dialHealthz is healthy when something accepts connections on the socket.
+func dialHealthz(p paths.Paths) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", p.Socket)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+}
+
+func startOptions(t *testing.T, p paths.Paths, mode string) StartOptions {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StartOptions{
+		Paths:   p,
+		Command: []string{exe},
+		Env: append(os.Environ(), "RDD_SVC_TEST_DAEMON="+mode,
+			"RDD_SVC_TEST_PIDFILE="+p.PIDFile, "RDD_SVC_TEST_SOCKET="+p.Socket),
+		Healthz: dialHealthz(p),
+		Getenv:  func(string) string { return "" },
+	}
+}
+
+// start is Start that kills the spawned fake daemon when the test ends.
+func start(t *testing.T, ctx context.Context, o StartOptions) (int, error) {
+	t.Helper()
+	pid, err := Start(ctx, o)
+	if pid != 0 {
+		t.Cleanup(func() {
+			// Only kill what is still our fake daemon: a reaped pid may be reused.
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if strings.Contains(string(env), "RDD_SVC_TEST_PIDFILE="+o.Paths.PIDFile+"\x00") {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+	}
+	return pid, err
+}
+
+func TestStartStop(t *testing.T) {
+	p := testPaths(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	spawned, err := start(t, ctx, startOptions(t, p, "serve"))
+	if err != nil || spawned == 0 {
+		t.Fatalf("Start = %v, %v; want a spawned daemon", spawned, err)
+	}
+	st, err := Inspect(p)
+	if err != nil || !st.Running || st.PID != spawned || st.Created {
+		t.Fatalf("Inspect after start = %+v, %v; want running, not created (no event log)", st, err)
+	}
+	if b, _ := os.ReadFile(p.DaemonStdoutLog); !strings.Contains(string(b), "fake daemon serving") {
+		t.Errorf("stdout log = %q, want the daemon's output", b)
+	}
+	if spawned, err := start(t, ctx, startOptions(t, p, "serve")); err != nil || spawned != 0 {
+		t.Fatalf("second Start = %v, %v; want no spawn", spawned, err)
+	}
+
+	running, err := Stop(ctx, p)
+	if err != nil || !running {
+		t.Fatalf("Stop = %v, %v", running, err)
+	}
+	if Alive(st.PID) {
+		t.Errorf("pid %d still alive after Stop", st.PID)
+	}
+	if _, err := os.Stat(p.PIDFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pid file still there after Stop: %v", err)
+	}
+	if running, err := Stop(ctx, p); err != nil || running {
+		t.Errorf("Stop with no daemon = %v, %v; want false, nil", running, err)
+	}
+}
+
+func TestStartReportsEarlyExit(t *testing.T) {
+	p := testPaths(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := start(t, ctx, startOptions(t, p, "crash"))
+	if err == nil {
+		t.Fatal("Start of a crashing daemon succeeded")
+	}
+	for _, want := range []string{"exited before it served", "exit status 3", "boom", "see " + p.DaemonStderrLog} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Error("an early exit is not a deadline")
+	}
+}
+
+func TestStartDeadline(t *testing.T) {
+	p := testPaths(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := start(t, ctx, startOptions(t, p, "silent"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Start of a daemon that never serves = %v, want a deadline", err)
+	}
+	if !strings.Contains(err.Error(), "see "+p.DaemonStderrLog) {
+		t.Errorf("error %q lacks the log hint", err)
+	}
+}
+
+func TestStopAndDeleteDeadlineKeepEverything(t *testing.T) {
+	p := testPaths(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := start(t, ctx, startOptions(t, p, "stubborn")); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, time.Millisecond)
+	defer cancelShort()
+	if _, err := Stop(short, p); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "context deadline exceeded") {
+		t.Fatalf("Stop of a stubborn daemon = %v, want context deadline exceeded", err)
+	}
+	if _, err := Delete(short, p, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Delete of a stubborn daemon = %v, want context deadline exceeded", err)
+	}
+	for _, d := range []string{p.ServiceDir, p.LogDir, p.ShortDir} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s is gone after a timed-out delete: %v", d, err)
+		}
+	}
+}
+
+func TestDelete(t *testing.T) {
+	for _, keepLogs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keepLogs=%t", keepLogs), func(t *testing.T) {
+			p := testPaths(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if existed, err := Delete(ctx, p, keepLogs); err != nil || existed {
+				t.Fatalf("Delete of nothing = %v, %v", existed, err)
+			}
+			if _, err := start(t, ctx, startOptions(t, p, "serve")); err != nil {
+				t.Fatal(err)
+			}
+			existed, err := Delete(ctx, p, keepLogs)
+			if err != nil || !existed {
+				t.Fatalf("Delete = %v, %v", existed, err)
+			}
+			for _, d := range []string{p.ServiceDir, p.ShortDir} {
+				if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s survived Delete: %v", d, err)
+				}
+			}
+			_, err = os.Stat(p.LogDir)
+			if keepLogs != (err == nil) {
+				t.Errorf("log dir after Delete(keepLogs=%t): %v", keepLogs, err)
+			}
+		})
+	}
+}
+
+func TestRunningPIDRemovesStalePIDFile(t *testing.T) {
+	p := testPaths(t)
+	if err := p.EnsureDirs(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.PIDFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := RunningPID(p); err != nil || pid != 0 {
+		t.Fatalf("RunningPID with a dead pid = %d, %v", pid, err)
+	}
+	if _, err := os.Stat(p.PIDFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale pid file kept: %v", err)
+	}
+	if err := os.WriteFile(p.PIDFile, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunningPID(p); err == nil || !strings.Contains(err.Error(), "does not hold a process id") {
+		t.Errorf("RunningPID with garbage = %v", err)
+	}
+}
+
+func TestRotate(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "rdd.stderr.log")
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "<missing>"
+		}
+		return string(b)
+	}
+	if err := Rotate(log, false); err != nil {
+		t.Fatalf("Rotate of a missing log: %v", err)
+	}
+	for i := range 7 {
+		write("rdd.stderr.log", strconv.Itoa(i))
+		if err := Rotate(log, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Runs 0..6 rotated: backups 1..5 hold 6..2; 0 and 1 were dropped.
+	for n, want := range map[int]string{1: "6", 2: "5", 5: "2", 6: "<missing>"} {
+		if got := read("rdd.stderr." + strconv.Itoa(n) + ".log"); got != want {
+			t.Errorf("backup %d = %q, want %q", n, got, want)
+		}
+	}
+	if got := read("rdd.stderr.log"); got != "<missing>" {
+		t.Errorf("active log still there after rotation: %q", got)
+	}
+	write("rdd.stderr.log", "7")
+	if err := Rotate(log, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := read("rdd.stderr.6.log"); got != "2" {
+		t.Errorf("keepAll dropped a backup: backup 6 = %q", got)
+	}
+
+	f, err := OpenRotated(log, false, "title line")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got := read("rdd.stderr.log"); got != "title line\n" {
+		t.Errorf("fresh log = %q, want the title", got)
+	}
+}
+
+func TestTail(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "log")
+	if got := Tail(f, 3); got != "" {
+		t.Errorf("Tail of a missing file = %q", got)
+	}
+	if err := os.WriteFile(f, []byte("1\n2\n3\n4\n5"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := Tail(f, 3); got != "3\n4\n5\n" {
+		t.Errorf("Tail = %q", got)
+	}
+}
