@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rdd-project/rdd/internal/paths"
 )
 
@@ -279,6 +281,12 @@ func Stop(ctx context.Context, p paths.Paths) (wasRunning bool, err error) {
 	if err != nil || pid == 0 {
 		return false, err
 	}
+	// Hold a pidfd before signalling: it cannot be fooled by PID reuse and
+	// wakes us the moment the daemon exits, instead of at the next poll.
+	pidfd, pidfdErr := unix.PidfdOpen(pid, 0)
+	if pidfdErr == nil {
+		defer unix.Close(pidfd)
+	}
 	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
 			return true, removePIDFile(p, pid)
@@ -287,19 +295,44 @@ func Stop(ctx context.Context, p paths.Paths) (wasRunning bool, err error) {
 			return true, fmt.Errorf("signal rdd daemon (pid %d): %w", pid, err)
 		}
 	}
+	if err := waitExit(ctx, pid, pidfd, pidfdErr == nil); err != nil {
+		// The daemon treats SIGTERM like SIGINT; it only makes sure the
+		// stop request is not lost.
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		return true, fmt.Errorf("stop rdd daemon (pid %d): %w", pid, err)
+	}
+	return true, removePIDFile(p, pid)
+}
+
+// waitExit returns once pid has exited or ctx ends. With a pidfd it wakes
+// on the exit itself; without one it polls every PollInterval.
+func waitExit(ctx context.Context, pid, pidfd int, havePidfd bool) error {
+	if havePidfd {
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		for {
+			// Short slices so a cancelled ctx is noticed promptly.
+			n, err := unix.Poll(fds, 50)
+			if n > 0 {
+				return nil
+			}
+			if err != nil && !errors.Is(err, unix.EINTR) {
+				break // fall back to polling
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
 	t := time.NewTicker(PollInterval)
 	defer t.Stop()
 	for Alive(pid) {
 		select {
 		case <-ctx.Done():
-			// The daemon treats SIGTERM like SIGINT; it only makes sure the
-			// stop request is not lost.
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-			return true, fmt.Errorf("stop rdd daemon (pid %d): %w", pid, ctx.Err())
+			return ctx.Err()
 		case <-t.C:
 		}
 	}
-	return true, removePIDFile(p, pid)
+	return nil
 }
 
 // removePIDFile removes D/rdd.pid if it still names pid (the daemon normally
