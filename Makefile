@@ -26,8 +26,11 @@ test-deps:
 unit:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
-bench: test-deps
+# bench runs every Go benchmark five times (quote medians) and the
+# whole-command figures of hack/bench-cli.sh against a real daemon.
+bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 60m ./... | tee bench.out
+	./hack/bench-cli.sh | tee -a bench.out
 
 # run builds rdd, starts its daemon (host driver on Linux) and brings the
 # environment up: `rdd start` returns when everything is Settled.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/events"
 )
 
@@ -185,21 +186,28 @@ func (in *instance) docker(args ...string) (string, error) {
 	return string(out), err
 }
 
-// waitStatus polls the daemon until ok holds or the deadline passes.
+// waitStatus watches the daemon's snapshots until ok holds or the deadline passes.
 func (in *instance) waitStatus(timeout time.Duration, what string, ok func(events.Snapshot) bool) events.Snapshot {
 	in.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last events.Snapshot
-	for time.Now().Before(deadline) {
-		last = in.status()
-		if ok(last) {
-			return last
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	w, err := client.New(in.path(".rd2", "rdd.sock")).Watch(ctx, 0)
+	if err != nil {
+		in.t.Fatalf("watch while waiting for %s: %v", what, err)
 	}
-	b, _ := json.MarshalIndent(last, "", "  ")
-	in.t.Fatalf("timed out after %s waiting for %s; last status:\n%s", timeout, what, b)
-	return last
+	defer w.Close()
+	var last events.Snapshot
+	for {
+		s, err := w.Next()
+		if err != nil {
+			b, _ := json.MarshalIndent(last, "", "  ")
+			in.t.Fatalf("waiting for %s: %v; last status:\n%s", what, err, b)
+		}
+		last = s
+		if ok(s) {
+			return s
+		}
+	}
 }
 
 func cond(s events.Snapshot, t events.ConditionType) events.Condition {

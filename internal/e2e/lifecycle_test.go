@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/dockertest"
 	"github.com/rdd-project/rdd/internal/events"
 )
@@ -57,6 +58,21 @@ func TestStartRunStop(t *testing.T) {
 	ref := in.importBusybox()
 	if out, err := in.docker("--context", contextName, "run", "--rm", "--network", "none", ref, "true"); err != nil {
 		t.Fatalf("docker run through the rdd context: %v\n%s", err, out)
+	}
+
+	// The engine inventory served on the socket sees the imported image.
+	cli := client.New(in.path(".rd2", "rdd.sock"))
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for ; ; <-tick.C {
+		raw, err := cli.Engine(context.Background(), "images")
+		if err == nil && strings.Contains(string(raw), ref) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v1/engine/images does not list %s: %s (err %v)", ref, raw, err)
+		}
 	}
 
 	in.must("stop", "--timeout=2m")
@@ -202,7 +218,9 @@ func TestDaemonKillReadoptsEngine(t *testing.T) {
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for ; time.Now().Before(deadline); <-tick.C {
 		if err := syscall.Kill(pid, 0); err != nil {
 			return
 		}
@@ -212,9 +230,6 @@ func waitGone(t *testing.T, pid int) {
 				return
 			}
 		}
-		// A SIGKILLed child of ours stays a zombie until reaped; the daemon
-		// is not our child (svc start detaches it), so kill(0) fails once gone.
-		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("process %d still alive", pid)
 }

@@ -94,11 +94,16 @@ func Alive(pid int) bool {
 	if err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	return !zombie(pid)
+	return !deadOrZombie(pid)
 }
 
-func zombie(pid int) bool {
+// deadOrZombie reads the process state; a process reaped between the
+// signal check and the read is dead too.
+func deadOrZombie(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return true
+	}
 	if err != nil {
 		return false
 	}
@@ -108,7 +113,7 @@ func zombie(pid int) bool {
 	if i < 0 || i+2 >= len(b) {
 		return false
 	}
-	return b[i+2] == 'Z'
+	return b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
 // StartOptions configure Start.
