@@ -22,24 +22,6 @@ type setArg struct {
 	Name, Value string
 }
 
-// parseSetArgs splits each argument at its first '=' (behavior.md §9.2 step 1).
-// A later duplicate of a property replaces the earlier one. Only the format is
-// checked here; the daemon validates names and values.
-func parseSetArgs(args []string) (map[string]string, error) {
-	props := make(map[string]string, len(args))
-	for _, a := range args {
-		name, value, ok := strings.Cut(a, "=")
-		if !ok {
-			return nil, fmt.Errorf("invalid argument %q: expected PROPERTY=VALUE format", a)
-		}
-		if name == "" {
-			return nil, fmt.Errorf("invalid argument %q: property name must not be empty", a)
-		}
-		props[name] = value
-	}
-	return props, nil
-}
-
 // waitOptions are the flags shared by set, start and stop.
 type waitOptions struct {
 	dryRun  bool
@@ -79,7 +61,7 @@ func newSetCommand(e *env) *cobra.Command {
 			rdd set --dry-run kubernetes.version=1.32.2`),
 		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			props, err := parseSetArgs(args)
+			props, err := spec.ParseAssignments(args)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/rdd-project/rdd/internal/spec"
 	"maps"
 	"strings"
 	"testing"
@@ -29,18 +30,18 @@ func TestParseSetArgs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseSetArgs(tt.args)
+			got, err := spec.ParseAssignments(tt.args)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("parseSetArgs(%q) error = %v, want %q", tt.args, err, tt.wantErr)
+					t.Fatalf("spec.ParseAssignments(%q) error = %v, want %q", tt.args, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("parseSetArgs(%q): %v", tt.args, err)
+				t.Fatalf("spec.ParseAssignments(%q): %v", tt.args, err)
 			}
 			if !maps.Equal(got, tt.want) {
-				t.Errorf("parseSetArgs(%q) = %v, want %v", tt.args, got, tt.want)
+				t.Errorf("spec.ParseAssignments(%q) = %v, want %v", tt.args, got, tt.want)
 			}
 		})
 	}
@@ -62,7 +63,7 @@ func FuzzParseSetArgs(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
 		args := []string{a, b}
-		got, err := parseSetArgs(args)
+		got, err := spec.ParseAssignments(args)
 		bad := -1
 		for i, s := range args {
 			if strings.IndexByte(s, '=') <= 0 {
@@ -72,15 +73,15 @@ func FuzzParseSetArgs(f *testing.F) {
 		}
 		if bad >= 0 {
 			if err == nil {
-				t.Fatalf("parseSetArgs(%q) = %v, want an error for %q", args, got, args[bad])
+				t.Fatalf("spec.ParseAssignments(%q) = %v, want an error for %q", args, got, args[bad])
 			}
 			if !strings.HasPrefix(err.Error(), fmt.Sprintf("invalid argument %q: ", args[bad])) {
-				t.Fatalf("parseSetArgs(%q) error %q does not name %q", args, err, args[bad])
+				t.Fatalf("spec.ParseAssignments(%q) error %q does not name %q", args, err, args[bad])
 			}
 			return
 		}
 		if err != nil {
-			t.Fatalf("parseSetArgs(%q): %v", args, err)
+			t.Fatalf("spec.ParseAssignments(%q): %v", args, err)
 		}
 		want := map[string]string{}
 		for _, s := range args {
@@ -88,7 +89,7 @@ func FuzzParseSetArgs(f *testing.F) {
 			want[name] = value
 		}
 		if !maps.Equal(got, want) {
-			t.Fatalf("parseSetArgs(%q) = %v, want %v", args, got, want)
+			t.Fatalf("spec.ParseAssignments(%q) = %v, want %v", args, got, want)
 		}
 	})
 }
