@@ -10,14 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
-
-	"github.com/docker/docker/client"
 )
 
 // DefaultDockerHost is the endpoint of the "default" Docker context when
@@ -135,7 +131,7 @@ func RemoveContext(ctx context.Context, cfgDir, name string) error {
 //   - current context "" or "default": DefaultDockerHost is pinged.
 //   - a named context that does not exist is unhealthy; one that cannot be
 //     judged (unreadable metadata or TLS files, a scheme other than unix
-//     or tcp, e.g. ssh) is healthy; otherwise its endpoint is pinged.
+//     or tcp, e.g. ssh or npipe) is healthy; otherwise its endpoint is pinged.
 //
 // Pings time out after ContextPingTimeout. When ctx ends during the probe,
 // nothing is written and ctx's error is returned. The write is skipped when
@@ -209,12 +205,7 @@ func contextHealthy(ctx context.Context, cfgDir, cur, defaultHost string) bool {
 			return true
 		}
 		return pingEndpoint(ctx, ep.Host, tlsCfg) == nil
-	case "npipe":
-		if runtime.GOOS == "windows" {
-			return pingEndpoint(ctx, ep.Host, nil) == nil
-		}
-		return true
-	default: // ssh and anything else: cannot be judged here
+	default: // ssh, npipe and anything else: cannot be judged here
 		return true
 	}
 }
@@ -266,12 +257,7 @@ func contextTLS(cfgDir, name string, skipVerify bool) (cfg *tls.Config, ok bool)
 func pingEndpoint(ctx context.Context, host string, tlsCfg *tls.Config) error {
 	ctx, cancel := context.WithTimeout(ctx, ContextPingTimeout)
 	defer cancel()
-	opts := []client.Opt{}
-	if tlsCfg != nil {
-		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}), client.WithScheme("https"))
-	}
-	opts = append(opts, client.WithHost(host))
-	cli, err := client.NewClientWithOpts(opts...)
+	cli, err := newDockerClient(host, tlsCfg)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/client"
 )
 
 // fakeDocker is an in-memory dockerAPI. It records calls, serves lists
@@ -114,7 +113,7 @@ func (f *fakeDocker) ImageList(context.Context, image.ListOptions) ([]image.Summ
 	return out, nil
 }
 
-func (f *fakeDocker) ImageInspect(_ context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+func (f *fakeDocker) ImageInspect(_ context.Context, ref string) (image.InspectResponse, error) {
 	f.record("ImageInspect " + ref)
 	f.mu.Lock()
 	defer f.mu.Unlock()

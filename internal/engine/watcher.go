@@ -16,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/client"
 	"go.uber.org/zap"
 )
 
@@ -112,14 +111,15 @@ type WatcherOptions struct {
 	// clock cannot be read and to judge whether a connection was stable.
 	Now func() time.Time
 
-	// dial creates the API client (tests inject fakes); nil: Docker's client.
+	// dial creates the API client (tests inject fakes); nil: dialDocker.
 	dial func(host string) (dockerAPI, error)
 	// afterSync, when set, runs after each successful full sync of a
 	// connection and before its event stream opens (tests).
 	afterSync func()
 }
 
-// dockerAPI is the part of the Docker client a Watcher uses.
+// dockerAPI is the part of the Docker Engine API a Watcher uses;
+// dockerClient implements it.
 type dockerAPI interface {
 	Ping(ctx context.Context) (types.Ping, error)
 	NegotiateAPIVersionPing(types.Ping)
@@ -127,17 +127,11 @@ type dockerAPI interface {
 	Info(ctx context.Context) (system.Info, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ImageList(ctx context.Context, options image.ListOptions) ([]image.Summary, error)
-	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
+	ImageInspect(ctx context.Context, ref string) (image.InspectResponse, error)
 	VolumeList(ctx context.Context, options volume.ListOptions) (volume.ListResponse, error)
 	VolumeInspect(ctx context.Context, volumeID string) (volume.Volume, error)
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
 	Close() error
-}
-
-var _ dockerAPI = (*client.Client)(nil)
-
-func dialDocker(host string) (dockerAPI, error) {
-	return client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
 }
 
 // Watcher keeps an Inventory of one Docker engine in sync: it connects,
