@@ -242,12 +242,12 @@ func TestPeriodicResync(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.addContainer("c1", "silent", "created")
-		time.Sleep(DefaultResyncInterval - time.Second) // fake time in the bubble
+		<-time.After(DefaultResyncInterval - time.Second) // fake time: the bubble advances it at once
 		synctest.Wait()
 		if n := len(w.Inventory().Containers()); n != 0 {
 			t.Fatalf("resynced too early: %d containers", n)
 		}
-		time.Sleep(time.Second)
+		<-time.After(time.Second)
 		synctest.Wait()
 		if got := w.Inventory().Containers(); len(got) != 1 || got[0].Name != "silent" {
 			t.Fatalf("after resync: %+v", got)
