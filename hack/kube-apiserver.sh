@@ -15,7 +15,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 outdir="$root/.cache/kube-apiserver/$version"
 out="$outdir/kube-apiserver"
 
-if [[ -x "$out" ]]; then
+# A binary counts only if it reports the pinned version (an unstamped build
+# from an older version of this script says v0.0.0-master and is rebuilt).
+have_binary() {
+	[[ -x "$out" ]] && [[ "$("$out" --version 2>/dev/null)" == "Kubernetes $version" ]]
+}
+
+if have_binary; then
 	echo "$out"
 	exit 0
 fi
@@ -27,7 +33,7 @@ if ! flock -w 1800 9; then
 	exit 1
 fi
 # Another caller may have finished the build while we waited for the lock.
-if [[ -x "$out" ]]; then
+if have_binary; then
 	echo "$out"
 	exit 0
 fi
@@ -38,7 +44,11 @@ trap 'rm -f "$tmp"' EXIT
 (
 	cd "$root/tools/kube-apiserver"
 	# GOWORK=off: a go.work elsewhere must not pull this module into another build.
-	GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp" k8s.io/kubernetes/cmd/kube-apiserver
+	# The -X stamps make /version report $version instead of v0.0.0-master.
+	ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version"
+	ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
+	ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+	GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$tmp" k8s.io/kubernetes/cmd/kube-apiserver
 )
 mv -f "$tmp" "$out"
 echo "$out"
