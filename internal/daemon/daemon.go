@@ -138,7 +138,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	d.vm = newVMController(d.w, drv, logger)
 	d.engine = newEngineController(d.w, p, getenv, logger)
-	d.kube = newKubeController(d.w, logger)
+	d.kube = newKubeController(d.w, p.K3sConfig, logger)
 	snap := d.w.Snapshot()
 	if err := d.vm.recover(ctx, snap); err != nil {
 		return fmt.Errorf("recover vm state: %w", err)

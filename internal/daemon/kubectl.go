@@ -13,16 +13,19 @@ import (
 // their disabled and not-running paths; probing a running k3s and merging the
 // kubeconfig arrive with the Kubernetes issue.
 type kubeController struct {
-	k3s    *fsm.Machine
-	kcfg   *fsm.Machine
-	w      *writer
-	logger *zap.Logger
-	kick   <-chan struct{}
+	k3s *fsm.Machine
+	// k3sConfig is D/k3s.yaml, where the cluster's kubeconfig appears.
+	k3sConfig string
+	kcfg      *fsm.Machine
+	w         *writer
+	logger    *zap.Logger
+	kick      <-chan struct{}
 }
 
-func newKubeController(w *writer, logger *zap.Logger) *kubeController {
+func newKubeController(w *writer, k3sConfig string, logger *zap.Logger) *kubeController {
 	return &kubeController{
-		k3s: fsm.NewK3s(w.appendOne), kcfg: fsm.NewKubeconfig(w.appendOne),
+		k3sConfig: k3sConfig,
+		k3s:       fsm.NewK3s(w.appendOne), kcfg: fsm.NewKubeconfig(w.appendOne),
 		w: w, logger: logger.With(zap.String("machine", "k3s")), kick: w.kick(),
 	}
 }
@@ -82,7 +85,10 @@ func (c *kubeController) step(ctx context.Context) (bool, error) {
 		}
 	default:
 		if c.k3s.Can(fsm.K3sProbe) {
-			return true, c.k3s.Fire(ctx, fsm.K3sProbe, fsm.Change{Generation: gen, Message: "Waiting for k3s API server"})
+			// Say what is awaited: until probing is wired in, nothing will
+			// come, and a user waiting on `rdd set` deserves to know why.
+			msg := "Waiting for k3s API server (waiting for its kubeconfig at " + c.k3sConfig + "; this rdd does not start k3s yet)"
+			return true, c.k3s.Fire(ctx, fsm.K3sProbe, fsm.Change{Generation: gen, Message: msg})
 		}
 	}
 	// The kubeconfig has nothing published on these paths; it only confirms
