@@ -38,7 +38,10 @@
 // client package, whose dependencies (distribution/reference, otel) cost
 // every rdd command about 1.5 ms of init. It sends plain GET requests over
 // net/http to unix:///path or tcp://host:port and decodes the answers into
-// the github.com/docker/docker/api/types structs. It negotiates the version
+// rdd's own wire structs (dockertypes.go), which hold only the fields the
+// engine reads: Docker's api/types packages pull in go-digest, whose init
+// compiles regular expressions. List filters are sent as the
+// {"key":{"value":true}} JSON Docker's client sends. It negotiates the version
 // from GET /_ping's API-Version header: the lower of the daemon's and 1.47,
 // never below 1.41, and prefixes paths with /v<version>. A failed dial
 // keeps its net error ("cannot connect to the Docker daemon at H: dial unix

@@ -17,15 +17,6 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/system"
-	timetypes "github.com/docker/docker/api/types/time"
-	"github.com/docker/docker/api/types/volume"
 )
 
 // API versions the client speaks (see negotiateAPIVersion).
@@ -33,7 +24,8 @@ const (
 	// minAPIVersion is the oldest: dockerd 20.10's (Debian 12). Requests
 	// use it until NegotiateAPIVersionPing is called.
 	minAPIVersion = "1.41"
-	// maxAPIVersion is the newest whose answers the types packages decode.
+	// maxAPIVersion is the newest API version dockertypes.go was checked
+	// against.
 	maxAPIVersion = "1.47"
 )
 
@@ -45,10 +37,11 @@ const unixHost = "api.moby.localhost"
 const maxErrorBody = 1 << 20
 
 // dockerClient is a minimal Docker Engine API client: exactly the calls of
-// dockerAPI, as plain GET requests over net/http, decoded into the types
-// of github.com/docker/docker/api/types. It replaces Docker's client
-// package, whose dependency github.com/distribution/reference compiles
-// regular expressions at init and slows every rdd command's start.
+// dockerAPI, as plain GET requests over net/http, decoded into the wire
+// types of dockertypes.go. It replaces Docker's client package, whose
+// dependencies (github.com/distribution/reference, and go-digest through
+// Docker's types packages) compile regular expressions at init and slow
+// every rdd command's start.
 //
 // Errors: a failed dial is a *connectError that keeps the net error (and
 // so errors.Is(err, syscall.ECONNREFUSED) works); a non-2xx answer is an
@@ -232,17 +225,15 @@ func parseAPIVersion(v string) (major, minor int, ok bool) {
 
 // Ping sends GET /_ping (unversioned) and returns the daemon's headers. A
 // non-2xx answer returns the headers read and an *apiError.
-func (c *dockerClient) Ping(ctx context.Context) (types.Ping, error) {
+func (c *dockerClient) Ping(ctx context.Context) (pingResponse, error) {
 	resp, err := c.send(ctx, c.basePath+"/_ping", nil)
 	if err != nil {
-		return types.Ping{}, err
+		return pingResponse{}, err
 	}
 	defer closeBody(resp)
-	p := types.Ping{
-		APIVersion:     resp.Header.Get("API-Version"),
-		OSType:         resp.Header.Get("OSType"),
-		Experimental:   resp.Header.Get("Docker-Experimental") == "true",
-		BuilderVersion: build.BuilderVersion(resp.Header.Get("Builder-Version")),
+	p := pingResponse{
+		APIVersion: resp.Header.Get("API-Version"),
+		OSType:     resp.Header.Get("OSType"),
 	}
 	if !success(resp.StatusCode) {
 		return p, responseError(resp)
@@ -252,7 +243,7 @@ func (c *dockerClient) Ping(ctx context.Context) (types.Ping, error) {
 
 // NegotiateAPIVersionPing sets the version of later requests from a
 // Ping's answer (see negotiateAPIVersion).
-func (c *dockerClient) NegotiateAPIVersionPing(p types.Ping) {
+func (c *dockerClient) NegotiateAPIVersionPing(p pingResponse) {
 	v := negotiateAPIVersion(p.APIVersion)
 	c.mu.Lock()
 	c.version = v
@@ -267,64 +258,43 @@ func (c *dockerClient) ClientVersion() string {
 }
 
 // Info returns GET /info.
-func (c *dockerClient) Info(ctx context.Context) (system.Info, error) {
-	var info system.Info
+func (c *dockerClient) Info(ctx context.Context) (infoResponse, error) {
+	var info infoResponse
 	err := c.getJSON(ctx, "/info", nil, &info)
 	return info, err
 }
 
-// ContainerList returns GET /containers/json. Latest is ignored, as by
-// Docker's client.
-func (c *dockerClient) ContainerList(ctx context.Context, o container.ListOptions) ([]container.Summary, error) {
+// ContainerList returns GET /containers/json.
+func (c *dockerClient) ContainerList(ctx context.Context, o containerListOptions) ([]containerSummary, error) {
 	q := url.Values{}
 	if o.All {
 		q.Set("all", "1")
 	}
-	if o.Limit > 0 {
-		q.Set("limit", strconv.Itoa(o.Limit))
-	}
-	if o.Since != "" {
-		q.Set("since", o.Since)
-	}
-	if o.Before != "" {
-		q.Set("before", o.Before)
-	}
-	if o.Size {
-		q.Set("size", "1")
-	}
 	if err := setFilters(q, o.Filters); err != nil {
 		return nil, err
 	}
-	var out []container.Summary
+	var out []containerSummary
 	err := c.getJSON(ctx, "/containers/json", q, &out)
 	return out, err
 }
 
-// ImageList returns GET /images/json. SharedSize needs API 1.42 and
-// Manifests 1.47; below that they are not sent, as by Docker's client.
-func (c *dockerClient) ImageList(ctx context.Context, o image.ListOptions) ([]image.Summary, error) {
+// ImageList returns GET /images/json.
+func (c *dockerClient) ImageList(ctx context.Context, o imageListOptions) ([]imageSummary, error) {
 	q := url.Values{}
 	if o.All {
 		q.Set("all", "1")
 	}
-	v := c.ClientVersion()
-	if o.SharedSize && apiVersionAtLeast(v, "1.42") {
-		q.Set("shared-size", "1")
-	}
-	if o.Manifests && apiVersionAtLeast(v, "1.47") {
-		q.Set("manifests", "1")
-	}
 	if err := setFilters(q, o.Filters); err != nil {
 		return nil, err
 	}
-	var out []image.Summary
+	var out []imageSummary
 	err := c.getJSON(ctx, "/images/json", q, &out)
 	return out, err
 }
 
 // ImageInspect returns GET /images/<ref>/json. An empty ref is not found.
-func (c *dockerClient) ImageInspect(ctx context.Context, ref string) (image.InspectResponse, error) {
-	var out image.InspectResponse
+func (c *dockerClient) ImageInspect(ctx context.Context, ref string) (imageInspectResponse, error) {
+	var out imageInspectResponse
 	if ref == "" {
 		return out, fmt.Errorf("no such image: empty reference: %w", cerrdefs.ErrNotFound)
 	}
@@ -333,20 +303,20 @@ func (c *dockerClient) ImageInspect(ctx context.Context, ref string) (image.Insp
 }
 
 // VolumeList returns GET /volumes.
-func (c *dockerClient) VolumeList(ctx context.Context, o volume.ListOptions) (volume.ListResponse, error) {
+func (c *dockerClient) VolumeList(ctx context.Context, o volumeListOptions) (volumeListResponse, error) {
 	q := url.Values{}
 	if err := setFilters(q, o.Filters); err != nil {
-		return volume.ListResponse{}, err
+		return volumeListResponse{}, err
 	}
-	var out volume.ListResponse
+	var out volumeListResponse
 	err := c.getJSON(ctx, "/volumes", q, &out)
 	return out, err
 }
 
 // VolumeInspect returns GET /volumes/<name>. An empty name is an invalid
 // argument.
-func (c *dockerClient) VolumeInspect(ctx context.Context, name string) (volume.Volume, error) {
-	var out volume.Volume
+func (c *dockerClient) VolumeInspect(ctx context.Context, name string) (volumeResponse, error) {
+	var out volumeResponse
 	if name == "" {
 		return out, fmt.Errorf("invalid volume name: empty: %w", cerrdefs.ErrInvalidArgument)
 	}
@@ -360,18 +330,19 @@ func (c *dockerClient) VolumeInspect(ctx context.Context, name string) (volume.V
 // when ctx ends (ctx.Err() is sent), when the stream fails (the error) or
 // when the daemon closes it (io.EOF), and then closes the error channel,
 // which holds one error. A failed request sends its error at once.
-// Since and Until are passed through timetypes.GetTimestamp, as Docker's
-// client does ("<unix>[.<nanos>]", RFC 3339, or a duration before now).
-func (c *dockerClient) Events(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error) {
-	msgs := make(chan events.Message)
+func (c *dockerClient) Events(ctx context.Context, o eventsOptions) (<-chan eventMessage, <-chan error) {
+	msgs := make(chan eventMessage)
 	errs := make(chan error, 1)
-	fail := func(err error) (<-chan events.Message, <-chan error) {
+	fail := func(err error) (<-chan eventMessage, <-chan error) {
 		errs <- err
 		close(errs)
 		return msgs, errs
 	}
-	q, err := eventsQuery(o, time.Now())
-	if err != nil {
+	q := url.Values{}
+	if !o.Since.IsZero() {
+		q.Set("since", formatSince(o.Since))
+	}
+	if err := setFilters(q, o.Filters); err != nil {
 		return fail(err)
 	}
 	resp, err := c.get(ctx, "/events", q)
@@ -383,7 +354,7 @@ func (c *dockerClient) Events(ctx context.Context, o events.ListOptions) (<-chan
 		defer resp.Body.Close()
 		dec := json.NewDecoder(resp.Body)
 		for {
-			var m events.Message
+			var m eventMessage
 			err := ctx.Err()
 			if err == nil {
 				err = dec.Decode(&m)
@@ -406,22 +377,10 @@ func (c *dockerClient) Events(ctx context.Context, o events.ListOptions) (<-chan
 	return msgs, errs
 }
 
-func eventsQuery(o events.ListOptions, now time.Time) (url.Values, error) {
-	q := url.Values{}
-	for _, p := range []struct{ key, val string }{{"since", o.Since}, {"until", o.Until}} {
-		if p.val == "" {
-			continue
-		}
-		ts, err := timetypes.GetTimestamp(p.val, now)
-		if err != nil {
-			return nil, fmt.Errorf("docker events %s: %w", p.key, err)
-		}
-		q.Set(p.key, ts)
-	}
-	if err := setFilters(q, o.Filters); err != nil {
-		return nil, err
-	}
-	return q, nil
+// formatSince formats t as the "<unix>.<nanos>" timestamp of the events
+// API (nanoseconds zero-padded to nine digits, as the daemon parses them).
+func formatSince(t time.Time) string {
+	return strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%09d", t.Nanosecond())
 }
 
 // Close closes the idle connections. An open Events stream ends with its
@@ -431,15 +390,15 @@ func (c *dockerClient) Close() error {
 	return nil
 }
 
-func setFilters(q url.Values, f filters.Args) error {
-	if f.Len() == 0 {
-		return nil
-	}
-	s, err := filters.ToJSON(f)
+// setFilters sets the "filters" parameter of q; empty filters send none.
+func setFilters(q url.Values, f listFilters) error {
+	s, err := f.encode()
 	if err != nil {
 		return fmt.Errorf("encode filters: %w", err)
 	}
-	q.Set("filters", s)
+	if s != "" {
+		q.Set("filters", s)
+	}
 	return nil
 }
 
@@ -495,7 +454,9 @@ func responseError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	msg := strings.TrimSpace(string(body))
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
-		var er types.ErrorResponse
+		var er struct {
+			Message string `json:"message"`
+		}
 		if json.Unmarshal(body, &er) == nil {
 			msg = strings.TrimSpace(er.Message)
 		}

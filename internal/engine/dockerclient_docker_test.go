@@ -11,8 +11,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/volume"
 
@@ -21,8 +19,9 @@ import (
 
 // TestDockerClientAgainstDockerd runs dockerClient against a private
 // dockerd and compares its answers with those of Docker's client
-// (dockertest.Client), which decodes the same JSON into the same types.
-// The subtests share the daemon and run in order.
+// (dockertest.Client), projected onto our wire types (the dockerXxx
+// helpers below): every field we decode must equal Docker's decoding of
+// the same answer. The subtests share the daemon and run in order.
 func TestDockerClientAgainstDockerd(t *testing.T) {
 	d := dockertest.Start(t)
 	ref := dockertest.ImportBusybox(t, d)
@@ -68,38 +67,38 @@ func TestDockerClientAgainstDockerd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+		all, err := cli.ContainerList(ctx, containerListOptions{All: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(all) != 1 || all[0].ID != id || all[0].State != container.StateCreated || !slices.Equal(all[0].Names, []string{"/cli-created"}) {
+		if len(all) != 1 || all[0].ID != id || all[0].State != string(container.StateCreated) || !slices.Equal(all[0].Names, []string{"/cli-created"}) {
 			t.Fatalf("all containers = %+v", all)
 		}
 		want, err := dc.ContainerList(ctx, container.ListOptions{All: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(all, want) {
+		if !reflect.DeepEqual(all, dockerContainers(want)) {
 			t.Fatalf("ContainerList differs from Docker's client:\n got %+v\nwant %+v", all, want)
 		}
-		running, err := cli.ContainerList(ctx, container.ListOptions{})
+		running, err := cli.ContainerList(ctx, containerListOptions{})
 		if err != nil || len(running) != 0 {
 			t.Fatalf("running containers = %+v, %v", running, err)
 		}
-		for _, f := range []filters.Args{filters.NewArgs(filters.Arg("id", id)), filters.NewArgs(filters.Arg("name", "cli-created"))} {
-			got, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		for _, f := range []listFilters{{"id": {id}}, {"name": {"cli-created"}}, {"name": {"cli-created", "other"}}} {
+			got, err := cli.ContainerList(ctx, containerListOptions{All: true, Filters: f})
 			if err != nil || len(got) != 1 || got[0].ID != id {
 				t.Fatalf("filtered %v = %+v, %v", f, got, err)
 			}
 		}
-		none, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "no-such-name"))})
+		none, err := cli.ContainerList(ctx, containerListOptions{All: true, Filters: listFilters{"name": {"no-such-name"}}})
 		if err != nil || len(none) != 0 {
 			t.Fatalf("filter on a missing name = %+v, %v", none, err)
 		}
 	})
 
 	t.Run("images", func(t *testing.T) {
-		list, err := cli.ImageList(ctx, image.ListOptions{All: true})
+		list, err := cli.ImageList(ctx, imageListOptions{All: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,14 +109,14 @@ func TestDockerClientAgainstDockerd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(list, want) {
+		if !reflect.DeepEqual(list, dockerImages(want)) {
 			t.Fatalf("ImageList differs from Docker's client:\n got %+v\nwant %+v", list, want)
 		}
 		for _, tc := range []struct {
 			ref  string
 			want int
 		}{{ref, 1}, {"no-such-image", 0}} {
-			got, err := cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", tc.ref))})
+			got, err := cli.ImageList(ctx, imageListOptions{Filters: listFilters{"reference": {tc.ref}}})
 			if err != nil || len(got) != tc.want {
 				t.Fatalf("reference=%s: %+v, %v", tc.ref, got, err)
 			}
@@ -135,7 +134,7 @@ func TestDockerClientAgainstDockerd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(in, want) {
+			if !reflect.DeepEqual(in, dockerImageInspect(want)) {
 				t.Fatalf("ImageInspect differs from Docker's client:\n got %+v\nwant %+v", in, want)
 			}
 		}
@@ -147,11 +146,22 @@ func TestDockerClientAgainstDockerd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		all, err := cli.VolumeList(ctx, volume.ListOptions{})
+		all, err := cli.VolumeList(ctx, volumeListOptions{})
 		if err != nil || len(all.Volumes) != 2 {
 			t.Fatalf("volumes = %+v, %v", all, err)
 		}
-		got, err := cli.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "n=cli-vol-b"))})
+		wantAll, err := dc.VolumeList(ctx, volume.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := func(a, b volumeResponse) int { return strings.Compare(a.Name, b.Name) }
+		slices.SortFunc(all.Volumes, byName) // dockerd lists from a map
+		wantVols := dockerVolumeList(wantAll)
+		slices.SortFunc(wantVols.Volumes, byName)
+		if !reflect.DeepEqual(all, wantVols) {
+			t.Fatalf("VolumeList differs from Docker's client:\n got %+v\nwant %+v", all, wantAll)
+		}
+		got, err := cli.VolumeList(ctx, volumeListOptions{Filters: listFilters{"label": {"n=cli-vol-b"}}})
 		if err != nil || len(got.Volumes) != 1 || got.Volumes[0].Name != "cli-vol-b" {
 			t.Fatalf("filtered volumes = %+v, %v", got, err)
 		}
@@ -163,7 +173,7 @@ func TestDockerClientAgainstDockerd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.Name != "cli-vol-a" || v.Driver != "local" || !reflect.DeepEqual(v, want) {
+		if v.Name != "cli-vol-a" || v.Driver != "local" || !reflect.DeepEqual(v, dockerVolume(want)) {
 			t.Fatalf("inspect = %+v, Docker's client: %+v", v, want)
 		}
 	})
@@ -201,16 +211,16 @@ func TestDockerClientAgainstDockerd(t *testing.T) {
 		}
 		ectx, ecancel := context.WithCancel(ctx)
 		defer ecancel()
-		msgs, errs := cli.Events(ectx, events.ListOptions{
-			Since:   formatSince(st),
-			Filters: filters.NewArgs(filters.Arg("type", string(events.VolumeEventType))),
+		msgs, errs := cli.Events(ectx, eventsOptions{
+			Since:   st,
+			Filters: listFilters{"type": {string(eventVolume)}},
 		})
 		if _, err := dc.VolumeCreate(ctx, volume.CreateOptions{Name: "ev-after"}); err != nil {
 			t.Fatal(err)
 		}
 		for _, name := range []string{"ev-before", "ev-after"} {
 			m := recvMsg(t, msgs, errs)
-			if m.Type != events.VolumeEventType || m.Action != events.ActionCreate || m.Actor.ID != name {
+			if m.Type != eventVolume || m.Action != actionCreate || m.Actor.ID != name || m.Scope != "local" || m.TimeNano/1e9 != m.Time {
 				t.Fatalf("event %+v, want volume create %s", m, name)
 			}
 		}
@@ -219,4 +229,71 @@ func TestDockerClientAgainstDockerd(t *testing.T) {
 			t.Fatalf("stream ended with %v, want context.Canceled", err)
 		}
 	})
+}
+
+// The dockerXxx helpers project the answers of Docker's client onto our
+// wire types, keeping nil and empty apart as the JSON decoder does.
+
+func dockerContainers(in []container.Summary) []containerSummary {
+	if in == nil {
+		return nil
+	}
+	out := make([]containerSummary, 0, len(in))
+	for _, s := range in {
+		c := containerSummary{
+			ID: s.ID, Names: s.Names, Image: s.Image, ImageID: s.ImageID, Command: s.Command,
+			Created: s.Created, Labels: s.Labels, State: string(s.State), Status: s.Status,
+		}
+		if s.Ports != nil {
+			c.Ports = make([]containerPort, 0, len(s.Ports))
+		}
+		for _, p := range s.Ports {
+			c.Ports = append(c.Ports, containerPort{IP: p.IP, PrivatePort: p.PrivatePort, PublicPort: p.PublicPort, Type: p.Type})
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func dockerImages(in []image.Summary) []imageSummary {
+	if in == nil {
+		return nil
+	}
+	out := make([]imageSummary, 0, len(in))
+	for _, s := range in {
+		out = append(out, imageSummary{
+			ID: s.ID, RepoTags: s.RepoTags, RepoDigests: s.RepoDigests,
+			Created: s.Created, Size: s.Size, Labels: s.Labels,
+		})
+	}
+	return out
+}
+
+func dockerImageInspect(in image.InspectResponse) imageInspectResponse {
+	out := imageInspectResponse{
+		ID: in.ID, RepoTags: in.RepoTags, RepoDigests: in.RepoDigests,
+		Created: in.Created, Size: in.Size,
+	}
+	if in.Config != nil {
+		out.Config = &imageConfig{Labels: in.Config.Labels}
+	}
+	return out
+}
+
+func dockerVolume(v volume.Volume) volumeResponse {
+	return volumeResponse{
+		Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint,
+		Scope: v.Scope, CreatedAt: v.CreatedAt, Labels: v.Labels,
+	}
+}
+
+func dockerVolumeList(in volume.ListResponse) volumeListResponse {
+	out := volumeListResponse{Warnings: in.Warnings}
+	if in.Volumes != nil {
+		out.Volumes = make([]volumeResponse, 0, len(in.Volumes))
+	}
+	for _, v := range in.Volumes {
+		out.Volumes = append(out.Volumes, dockerVolume(*v))
+	}
+	return out
 }

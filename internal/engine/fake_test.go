@@ -9,12 +9,6 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/system"
-	"github.com/docker/docker/api/types/volume"
 )
 
 // fakeDocker is an in-memory dockerAPI. It records calls, serves lists
@@ -23,28 +17,28 @@ import (
 type fakeDocker struct {
 	mu         sync.Mutex
 	calls      []string
-	containers map[string]container.Summary
-	images     map[string]image.InspectResponse
-	volumes    map[string]volume.Volume
+	containers map[string]containerSummary
+	images     map[string]imageInspectResponse
+	volumes    map[string]volumeResponse
 	sysTime    time.Time
 
 	pingErr, infoErr, listErr error
 	// panicOnRefresh makes the per-container list (an event refresh) panic.
 	panicOnRefresh bool
 
-	events    chan events.Message // sent to the open stream
-	streamErr chan error          // ends the open stream with this error
-	streamEnd chan struct{}       // closed when the client's event goroutine ended
+	events    chan eventMessage // sent to the open stream
+	streamErr chan error        // ends the open stream with this error
+	streamEnd chan struct{}     // closed when the client's event goroutine ended
 	closed    int
 }
 
 func newFakeDocker() *fakeDocker {
 	return &fakeDocker{
-		containers: map[string]container.Summary{},
-		images:     map[string]image.InspectResponse{},
-		volumes:    map[string]volume.Volume{},
+		containers: map[string]containerSummary{},
+		images:     map[string]imageInspectResponse{},
+		volumes:    map[string]volumeResponse{},
 		sysTime:    time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
-		events:     make(chan events.Message),
+		events:     make(chan eventMessage),
 		streamErr:  make(chan error, 1),
 	}
 }
@@ -61,25 +55,25 @@ func (f *fakeDocker) Calls() []string {
 	return slices.Clone(f.calls)
 }
 
-func (f *fakeDocker) Ping(context.Context) (types.Ping, error) {
+func (f *fakeDocker) Ping(context.Context) (pingResponse, error) {
 	f.record("Ping")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return types.Ping{APIVersion: "1.41"}, f.pingErr
+	return pingResponse{APIVersion: "1.41"}, f.pingErr
 }
 
-func (f *fakeDocker) NegotiateAPIVersionPing(types.Ping) {}
-func (f *fakeDocker) ClientVersion() string              { return "1.41" }
+func (f *fakeDocker) NegotiateAPIVersionPing(pingResponse) {}
+func (f *fakeDocker) ClientVersion() string                { return "1.41" }
 
-func (f *fakeDocker) Info(context.Context) (system.Info, error) {
+func (f *fakeDocker) Info(context.Context) (infoResponse, error) {
 	f.record("Info")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return system.Info{SystemTime: f.sysTime.Format(time.RFC3339Nano), ServerVersion: "20.10.24"}, f.infoErr
+	return infoResponse{SystemTime: f.sysTime.Format(time.RFC3339Nano), ServerVersion: "20.10.24"}, f.infoErr
 }
 
-func (f *fakeDocker) ContainerList(_ context.Context, o container.ListOptions) ([]container.Summary, error) {
-	ids := o.Filters.Get("id")
+func (f *fakeDocker) ContainerList(_ context.Context, o containerListOptions) ([]containerSummary, error) {
+	ids := o.Filters["id"]
 	if len(ids) == 0 {
 		f.record("ContainerList")
 	} else {
@@ -93,7 +87,7 @@ func (f *fakeDocker) ContainerList(_ context.Context, o container.ListOptions) (
 	if f.listErr != nil {
 		return nil, f.listErr
 	}
-	var out []container.Summary
+	var out []containerSummary
 	for id, c := range f.containers {
 		if len(ids) == 0 || id == ids[0] {
 			out = append(out, c)
@@ -102,18 +96,18 @@ func (f *fakeDocker) ContainerList(_ context.Context, o container.ListOptions) (
 	return out, nil
 }
 
-func (f *fakeDocker) ImageList(context.Context, image.ListOptions) ([]image.Summary, error) {
+func (f *fakeDocker) ImageList(context.Context, imageListOptions) ([]imageSummary, error) {
 	f.record("ImageList")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []image.Summary
+	var out []imageSummary
 	for _, r := range f.images {
-		out = append(out, image.Summary{ID: r.ID, RepoTags: r.RepoTags, Size: r.Size})
+		out = append(out, imageSummary{ID: r.ID, RepoTags: r.RepoTags, Size: r.Size})
 	}
 	return out, nil
 }
 
-func (f *fakeDocker) ImageInspect(_ context.Context, ref string) (image.InspectResponse, error) {
+func (f *fakeDocker) ImageInspect(_ context.Context, ref string) (imageInspectResponse, error) {
 	f.record("ImageInspect " + ref)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -122,36 +116,40 @@ func (f *fakeDocker) ImageInspect(_ context.Context, ref string) (image.InspectR
 			return r, nil
 		}
 	}
-	return image.InspectResponse{}, cerrdefs.ErrNotFound
+	return imageInspectResponse{}, cerrdefs.ErrNotFound
 }
 
-func (f *fakeDocker) VolumeList(context.Context, volume.ListOptions) (volume.ListResponse, error) {
+func (f *fakeDocker) VolumeList(context.Context, volumeListOptions) (volumeListResponse, error) {
 	f.record("VolumeList")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out volume.ListResponse
+	var out volumeListResponse
 	for _, v := range f.volumes {
-		out.Volumes = append(out.Volumes, &v)
+		out.Volumes = append(out.Volumes, v)
 	}
 	return out, nil
 }
 
-func (f *fakeDocker) VolumeInspect(_ context.Context, name string) (volume.Volume, error) {
+func (f *fakeDocker) VolumeInspect(_ context.Context, name string) (volumeResponse, error) {
 	f.record("VolumeInspect " + name)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := f.volumes[name]
 	if !ok {
-		return volume.Volume{}, cerrdefs.ErrNotFound
+		return volumeResponse{}, cerrdefs.ErrNotFound
 	}
 	return v, nil
 }
 
 // Events behaves like the Docker client's: a goroutine forwards messages
 // until ctx ends or the stream fails, then sends the error and closes errs.
-func (f *fakeDocker) Events(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error) {
-	f.record("Events since=" + o.Since)
-	msgs := make(chan events.Message)
+func (f *fakeDocker) Events(ctx context.Context, o eventsOptions) (<-chan eventMessage, <-chan error) {
+	since := ""
+	if !o.Since.IsZero() {
+		since = formatSince(o.Since)
+	}
+	f.record("Events since=" + since)
+	msgs := make(chan eventMessage)
 	errs := make(chan error, 1)
 	end := make(chan struct{})
 	f.mu.Lock()
@@ -199,13 +197,13 @@ func (f *fakeDocker) StreamEnded() <-chan struct{} {
 func (f *fakeDocker) addContainer(id, name, state string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.containers[id] = container.Summary{ID: id, Names: []string{"/" + name}, Image: "img", State: container.ContainerState(state), Created: 1700000000}
+	f.containers[id] = containerSummary{ID: id, Names: []string{"/" + name}, Image: "img", State: state, Created: 1700000000}
 }
 
 func (f *fakeDocker) setImage(id string, tags ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.images[id] = image.InspectResponse{ID: id, RepoTags: tags, Size: 42, Created: "2023-11-14T22:13:20Z"}
+	f.images[id] = imageInspectResponse{ID: id, RepoTags: tags, Size: 42, Created: "2023-11-14T22:13:20Z"}
 }
 
 func (f *fakeDocker) set(fn func(f *fakeDocker)) {

@@ -7,10 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/volume"
 )
 
 // Container is one Docker container as last observed (GET /v1/engine/containers).
@@ -275,14 +271,14 @@ func boolInt(b bool) int {
 }
 
 // containerFromSummary converts a list entry.
-func containerFromSummary(s container.Summary) Container {
+func containerFromSummary(s containerSummary) Container {
 	c := Container{
 		ID:      s.ID,
 		Name:    containerName(s.Names),
 		Image:   s.Image,
 		ImageID: s.ImageID,
 		Command: s.Command,
-		State:   string(s.State),
+		State:   s.State,
 		Status:  s.Status,
 		Created: time.Unix(s.Created, 0).UTC(),
 		Labels:  nilIfEmpty(s.Labels),
@@ -313,12 +309,12 @@ func containerName(names []string) string {
 
 // imagesFromSummary returns one entry per tag of a listed image, or one
 // dangling entry.
-func imagesFromSummary(s image.Summary) []Image {
+func imagesFromSummary(s imageSummary) []Image {
 	return imageEntries(s.ID, s.RepoTags, s.RepoDigests, time.Unix(s.Created, 0).UTC(), s.Size, s.Labels)
 }
 
 // imagesFromInspect is imagesFromSummary for an inspected image.
-func imagesFromInspect(r image.InspectResponse) []Image {
+func imagesFromInspect(r imageInspectResponse) []Image {
 	created, _ := time.Parse(time.RFC3339Nano, r.Created)
 	var labels map[string]string
 	if r.Config != nil {
@@ -349,7 +345,7 @@ func imageEntries(id string, tags, digests []string, created time.Time, size int
 	return out
 }
 
-func volumeFrom(v volume.Volume) Volume {
+func volumeFrom(v volumeResponse) Volume {
 	return Volume{
 		Name:       v.Name,
 		Driver:     v.Driver,

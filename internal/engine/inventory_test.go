@@ -5,12 +5,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/image"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestContainerName(t *testing.T) {
@@ -41,10 +35,10 @@ func TestRenameUsesEventName(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.set(func(f *fakeDocker) {
-			f.containers["c1"] = container.Summary{ID: "c1", Names: []string{"/old", "/new"}, State: "running"}
+			f.containers["c1"] = containerSummary{ID: "c1", Names: []string{"/old", "/new"}, State: "running"}
 		})
-		f.events <- events.Message{Type: events.ContainerEventType, Action: events.ActionRename,
-			Actor: events.Actor{ID: "c1", Attributes: map[string]string{"name": "new", "oldName": "/old"}}}
+		f.events <- eventMessage{Type: eventContainer, Action: actionRename,
+			Actor: eventActor{ID: "c1", Attributes: map[string]string{"name": "new", "oldName": "/old"}}}
 		synctest.Wait()
 		if got := w.Inventory().Containers(); len(got) != 1 || got[0].Name != "new" {
 			t.Fatalf("containers %+v", got)
@@ -69,10 +63,10 @@ func TestInventorySortedCopies(t *testing.T) {
 	default:
 		t.Fatal("Changed not closed by replace")
 	}
-	for _, s := range imagesFromSummary(image.Summary{ID: "sha256:d", RepoTags: []string{"<none>:<none>"}}) {
+	for _, s := range imagesFromSummary(imageSummary{ID: "sha256:d", RepoTags: []string{"<none>:<none>"}}) {
 		inv.setImage(s.ID, []Image{s})
 	}
-	inv.setImage("sha256:x", imagesFromSummary(image.Summary{ID: "sha256:x", RepoTags: []string{"z:1", "a:1", "a:1"}, RepoDigests: []string{"r@2", "r@1"}}))
+	inv.setImage("sha256:x", imagesFromSummary(imageSummary{ID: "sha256:x", RepoTags: []string{"z:1", "a:1", "a:1"}, RepoDigests: []string{"r@2", "r@1"}}))
 
 	cs := inv.Containers()
 	if cs[0].ID != "a" || cs[1].ID != "c" || cs[2].ID != "b" {
@@ -113,8 +107,8 @@ func TestInventorySortedCopies(t *testing.T) {
 
 func TestImageFromInspectMatchesList(t *testing.T) {
 	created := time.Date(2024, 3, 4, 5, 6, 7, 0, time.UTC)
-	fromList := imagesFromSummary(image.Summary{ID: "sha256:a", RepoTags: []string{"x:1"}, Created: created.Unix(), Size: 9, Labels: map[string]string{"l": "1"}})
-	fromInspect := imagesFromInspect(image.InspectResponse{ID: "sha256:a", RepoTags: []string{"x:1"}, Created: created.Add(123456789).Format(time.RFC3339Nano), Size: 9, Config: &dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Labels: map[string]string{"l": "1"}}}})
+	fromList := imagesFromSummary(imageSummary{ID: "sha256:a", RepoTags: []string{"x:1"}, Created: created.Unix(), Size: 9, Labels: map[string]string{"l": "1"}})
+	fromInspect := imagesFromInspect(imageInspectResponse{ID: "sha256:a", RepoTags: []string{"x:1"}, Created: created.Add(123456789).Format(time.RFC3339Nano), Size: 9, Config: &imageConfig{Labels: map[string]string{"l": "1"}}})
 	a, _ := json.Marshal(fromList)
 	b, _ := json.Marshal(fromInspect)
 	if string(a) != string(b) {

@@ -7,11 +7,6 @@ import (
 	"slices"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/volume"
 	"go.uber.org/zap"
 )
 
@@ -22,15 +17,15 @@ func (w *Watcher) fullSync(ctx context.Context, cli dockerAPI) error {
 	rctx, cancel := context.WithTimeout(ctx, w.opts.RequestTimeout)
 	defer cancel()
 
-	cl, err := cli.ContainerList(rctx, container.ListOptions{All: true})
+	cl, err := cli.ContainerList(rctx, containerListOptions{All: true})
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
-	il, err := cli.ImageList(rctx, image.ListOptions{})
+	il, err := cli.ImageList(rctx, imageListOptions{})
 	if err != nil {
 		return fmt.Errorf("list images: %w", err)
 	}
-	vl, err := cli.VolumeList(rctx, volume.ListOptions{})
+	vl, err := cli.VolumeList(rctx, volumeListOptions{})
 	if err != nil {
 		return fmt.Errorf("list volumes: %w", err)
 	}
@@ -47,8 +42,8 @@ func (w *Watcher) fullSync(ctx context.Context, cli dockerAPI) error {
 	}
 	vs := make(map[string]Volume, len(vl.Volumes))
 	for _, v := range vl.Volumes {
-		if v != nil {
-			vs[v.Name] = volumeFrom(*v)
+		if v.Name != "" { // skip a null entry (dockerd sends none)
+			vs[v.Name] = volumeFrom(v)
 		}
 	}
 	w.inv.replace(cs, ims, vs)
@@ -58,21 +53,21 @@ func (w *Watcher) fullSync(ctx context.Context, cli dockerAPI) error {
 
 // Event actions that change what the inventory holds (behavior.md §7.2).
 var (
-	containerRefresh = map[events.Action]bool{
-		events.ActionCreate: true, events.ActionStart: true, events.ActionStop: true,
-		events.ActionDie: true, events.ActionPause: true, events.ActionUnPause: true,
-		events.ActionRestart: true, events.ActionRename: true,
+	containerRefresh = map[eventAction]bool{
+		actionCreate: true, actionStart: true, actionStop: true,
+		actionDie: true, actionPause: true, actionUnpause: true,
+		actionRestart: true, actionRename: true,
 	}
-	imageRefresh = map[events.Action]bool{
-		events.ActionPull: true, events.ActionImport: true, events.ActionLoad: true,
-		events.ActionTag: true, events.ActionUnTag: true,
+	imageRefresh = map[eventAction]bool{
+		actionPull: true, actionImport: true, actionLoad: true,
+		actionTag: true, actionUntag: true,
 	}
 )
 
 // handleEvent applies one engine event to the inventory. Failures are
 // logged and dropped (the periodic resync heals them); a panic is recovered
 // and logged, so one bad event cannot stop the watcher.
-func (w *Watcher) handleEvent(ctx context.Context, cli dockerAPI, m events.Message) {
+func (w *Watcher) handleEvent(ctx context.Context, cli dockerAPI, m eventMessage) {
 	defer func() {
 		if r := recover(); r != nil {
 			w.logger.Error("panic while handling a docker event",
@@ -86,25 +81,25 @@ func (w *Watcher) handleEvent(ctx context.Context, cli dockerAPI, m events.Messa
 	defer cancel()
 	var err error
 	switch m.Type {
-	case events.ContainerEventType:
+	case eventContainer:
 		switch {
-		case m.Action == events.ActionDestroy:
+		case m.Action == actionDestroy:
 			w.inv.removeContainer(m.Actor.ID)
 		case containerRefresh[m.Action]:
 			err = w.refreshContainer(rctx, cli, m.Actor.ID, m.Actor.Attributes["name"])
 		}
-	case events.ImageEventType:
+	case eventImage:
 		switch {
-		case m.Action == events.ActionDelete:
+		case m.Action == actionDelete:
 			w.inv.removeImage(m.Actor.ID)
 		case imageRefresh[m.Action]:
 			err = w.refreshImage(rctx, cli, m.Actor.ID, true)
 		}
-	case events.VolumeEventType:
+	case eventVolume:
 		switch m.Action {
-		case events.ActionDestroy:
+		case actionDestroy:
 			w.inv.removeVolume(m.Actor.ID)
-		case events.ActionCreate:
+		case actionCreate:
 			err = w.refreshVolume(rctx, cli, m.Actor.ID)
 		}
 	}
@@ -120,7 +115,7 @@ func (w *Watcher) handleEvent(ctx context.Context, cli dockerAPI, m events.Messa
 // after renaming a running container, dockerd 20.10 lists both the old and
 // the new name, and the event says which one is current.
 func (w *Watcher) refreshContainer(ctx context.Context, cli dockerAPI, id, name string) error {
-	cl, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
+	cl, err := cli.ContainerList(ctx, containerListOptions{All: true, Filters: listFilters{"id": {id}}})
 	if err != nil {
 		return fmt.Errorf("list container %s: %w", id, err)
 	}

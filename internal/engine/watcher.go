@@ -5,17 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/system"
-	"github.com/docker/docker/api/types/volume"
 	"go.uber.org/zap"
 )
 
@@ -118,19 +110,22 @@ type WatcherOptions struct {
 	afterSync func()
 }
 
-// dockerAPI is the part of the Docker Engine API a Watcher uses;
-// dockerClient implements it.
+// dockerAPI is the part of the Docker Engine API a Watcher uses, in the
+// wire types of dockertypes.go; dockerClient implements it. The method
+// names are those of Docker's client, which it replaces.
 type dockerAPI interface {
-	Ping(ctx context.Context) (types.Ping, error)
-	NegotiateAPIVersionPing(types.Ping)
+	Ping(ctx context.Context) (pingResponse, error)
+	NegotiateAPIVersionPing(pingResponse)
 	ClientVersion() string
-	Info(ctx context.Context) (system.Info, error)
-	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
-	ImageList(ctx context.Context, options image.ListOptions) ([]image.Summary, error)
-	ImageInspect(ctx context.Context, ref string) (image.InspectResponse, error)
-	VolumeList(ctx context.Context, options volume.ListOptions) (volume.ListResponse, error)
-	VolumeInspect(ctx context.Context, volumeID string) (volume.Volume, error)
-	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+	Info(ctx context.Context) (infoResponse, error)
+	ContainerList(ctx context.Context, options containerListOptions) ([]containerSummary, error)
+	ImageList(ctx context.Context, options imageListOptions) ([]imageSummary, error)
+	ImageInspect(ctx context.Context, ref string) (imageInspectResponse, error)
+	VolumeList(ctx context.Context, options volumeListOptions) (volumeListResponse, error)
+	VolumeInspect(ctx context.Context, name string) (volumeResponse, error)
+	// Events streams messages until ctx ends or the stream fails; the
+	// error channel then gets one error and is closed.
+	Events(ctx context.Context, options eventsOptions) (<-chan eventMessage, <-chan error)
 	Close() error
 }
 
@@ -310,28 +305,24 @@ func (w *Watcher) connect(ctx context.Context) (dockerAPI, Phase, error) {
 // cursorClient carries a connection's event cursor to stream.
 type cursorClient struct {
 	dockerAPI
-	since string
+	since time.Time
 }
 
-// cursor returns the event cursor from the daemon's clock, as
-// "<unix>.<nanos>", and the daemon's version. When Info fails, the cursor is
-// the host's time minus SinceFallback.
-func (w *Watcher) cursor(ctx context.Context, cli dockerAPI) (since, version string) {
+// cursor returns the event cursor from the daemon's clock and the daemon's
+// version. When Info fails, the cursor is the host's time minus
+// SinceFallback.
+func (w *Watcher) cursor(ctx context.Context, cli dockerAPI) (since time.Time, version string) {
 	ictx, cancel := context.WithTimeout(ctx, w.opts.InfoTimeout)
 	defer cancel()
 	info, err := cli.Info(ictx)
 	if err == nil {
 		var t time.Time
 		if t, err = time.Parse(time.RFC3339Nano, info.SystemTime); err == nil {
-			return formatSince(t), info.ServerVersion
+			return t, info.ServerVersion
 		}
 	}
 	w.logger.Warn("cannot read the engine's clock, replaying events from before the host's time", zap.Error(err), zap.Duration("fallback", SinceFallback))
-	return formatSince(w.opts.Now().Add(-SinceFallback)), info.ServerVersion
-}
-
-func formatSince(t time.Time) string {
-	return strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%09d", t.Nanosecond())
+	return w.opts.Now().Add(-SinceFallback), info.ServerVersion
 }
 
 // stream applies the engine's events until the stream ends or ctx ends,
@@ -339,18 +330,16 @@ func formatSince(t time.Time) string {
 // when the engine closed it). The Events goroutine of the client has ended
 // when stream returns.
 func (w *Watcher) stream(ctx context.Context, cli dockerAPI) error {
-	since := ""
+	var since time.Time
 	if cc, ok := cli.(*cursorClient); ok {
 		since = cc.since
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	msgs, errs := cli.Events(sctx, events.ListOptions{
+	msgs, errs := cli.Events(sctx, eventsOptions{
 		Since: since,
-		Filters: filters.NewArgs(
-			filters.Arg("type", string(events.ContainerEventType)),
-			filters.Arg("type", string(events.ImageEventType)),
-			filters.Arg("type", string(events.VolumeEventType)),
-		),
+		Filters: listFilters{"type": {
+			string(eventContainer), string(eventImage), string(eventVolume),
+		}},
 	})
 	defer func() {
 		cancel()

@@ -9,8 +9,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/volume"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
@@ -196,11 +194,11 @@ func TestEventsAndPanic(t *testing.T) {
 
 		f.addContainer("c1", "one", "running")
 		f.set(func(f *fakeDocker) { f.panicOnRefresh = true })
-		f.events <- events.Message{Type: events.ContainerEventType, Action: events.ActionStart, Actor: events.Actor{ID: "c1"}}
+		f.events <- eventMessage{Type: eventContainer, Action: actionStart, Actor: eventActor{ID: "c1"}}
 		synctest.Wait() // the event has been handled (the watcher blocks on the next one)
 		f.set(func(f *fakeDocker) { f.panicOnRefresh = false })
-		f.set(func(f *fakeDocker) { f.volumes["v1"] = volume.Volume{Name: "v1", Driver: "local"} })
-		f.events <- events.Message{Type: events.VolumeEventType, Action: events.ActionCreate, Actor: events.Actor{ID: "v1"}}
+		f.set(func(f *fakeDocker) { f.volumes["v1"] = volumeResponse{Name: "v1", Driver: "local"} })
+		f.events <- eventMessage{Type: eventVolume, Action: actionCreate, Actor: eventActor{ID: "v1"}}
 		synctest.Wait()
 		if got := inv.Volumes(); len(got) != 1 || got[0].Name != "v1" {
 			t.Fatalf("volumes after panic: %+v", got)
@@ -267,8 +265,8 @@ func TestImageEvents(t *testing.T) {
 		if _, err := pl.next(PhaseConnected, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		send := func(a events.Action, id string) {
-			f.events <- events.Message{Type: events.ImageEventType, Action: a, Actor: events.Actor{ID: id}}
+		send := func(a eventAction, id string) {
+			f.events <- eventMessage{Type: eventImage, Action: a, Actor: eventActor{ID: id}}
 			synctest.Wait()
 		}
 		tags := func() []string {
@@ -281,23 +279,23 @@ func TestImageEvents(t *testing.T) {
 		// app:latest moves to b; Docker sends a tag event for b only.
 		f.setImage("sha256:b", "app:latest")
 		f.setImage("sha256:a", "app:1")
-		send(events.ActionTag, "sha256:b")
+		send(actionTag, "sha256:b")
 		if got, want := tags(), []string{"app:1=sha256:a", "app:latest=sha256:b"}; !slices.Equal(got, want) {
 			t.Fatalf("after tag: %q, want %q", got, want)
 		}
 		// a loses its last tag: one dangling entry.
 		f.setImage("sha256:a")
-		send(events.ActionUnTag, "sha256:a")
+		send(actionUntag, "sha256:a")
 		if got, want := tags(), []string{"app:latest=sha256:b", "=sha256:a"}; !slices.Equal(got, want) {
 			t.Fatalf("after untag: %q, want %q", got, want)
 		}
 		// pull names the reference, not the id.
 		f.setImage("sha256:c", "busybox:1")
-		send(events.ActionPull, "busybox:1")
+		send(actionPull, "busybox:1")
 		// delete of a removes it; an event for an image already gone removes too.
 		f.set(func(f *fakeDocker) { delete(f.images, "sha256:a"); delete(f.images, "sha256:b") })
-		send(events.ActionDelete, "sha256:a")
-		send(events.ActionUnTag, "sha256:b")
+		send(actionDelete, "sha256:a")
+		send(actionUntag, "sha256:b")
 		if got, want := tags(), []string{"busybox:1=sha256:c"}; !slices.Equal(got, want) {
 			t.Fatalf("after delete: %q, want %q", got, want)
 		}
