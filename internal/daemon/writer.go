@@ -161,14 +161,20 @@ func (w *writer) shutdown() {
 	}
 }
 
-// commit appends the batch. Requests whose payloads do not encode, or spec
-// changes that validation rejects, fail alone; the rest share one append.
+// commit folds and appends the batch. Each request's events are folded
+// into the projector first, with the seqs the log will assign: a request whose
+// events the projector refuses, whose payloads do not encode, or whose spec
+// change validation rejects, fails alone and leaves no trace. The rest share
+// one append; only after it succeeds are their snapshots published. A failed
+// append rolls the projector back, so the snapshot never runs ahead of the log.
 func (w *writer) commit(batch []writeReq) {
 	now := w.clock().UTC()
-	var all []events.Envelope
-	var owners []int // request index of each envelope
 	results := make([]writeResult, len(batch))
-	cur := w.Snapshot()
+	before := w.Snapshot()
+	cur := before // the snapshot after the last accepted request
+	next := w.log.LastSeq() + 1
+	var pending []update
+	var owners []int // request index of each pending update
 	for i, r := range batch {
 		if r.ctx.Err() != nil {
 			results[i].err = r.ctx.Err()
@@ -186,50 +192,50 @@ func (w *writer) commit(batch []writeReq) {
 				continue // nothing changed, or a dry run
 			}
 			payloads = []events.Payload{p}
-			// Later spec requests in this batch must see this change.
-			cur.Exists, cur.Generation, cur.Spec = true, p.Generation, &p.Spec
 		}
-		var envs []events.Envelope
-		var err error
-		for _, p := range payloads {
-			var e events.Envelope
-			if e, err = events.New(now, p); err != nil {
-				break
-			}
-			if err = e.Validate(); err != nil {
-				break
-			}
-			envs = append(envs, e)
-		}
+		ups, err := w.fold(payloads, now, next+uint64(len(pending)))
 		if err != nil {
 			results[i].err = err
+			if rerr := w.proj.Restore(cur); rerr != nil {
+				w.logger.Error("roll back the projector", zap.Error(rerr))
+			}
 			continue
 		}
-		all = append(all, envs...)
-		for range envs {
+		if len(ups) > 0 {
+			cur = ups[len(ups)-1].snap
+		}
+		pending = append(pending, ups...)
+		for range ups {
 			owners = append(owners, i)
 		}
 	}
-	var stored []events.Envelope
-	if len(all) > 0 {
-		var err error
-		stored, err = w.log.Append(all...)
+	if len(pending) > 0 {
+		envs := make([]events.Envelope, len(pending))
+		for k, u := range pending {
+			envs[k] = u.env
+		}
+		stored, err := w.log.Append(envs...)
+		if err == nil && (len(stored) != len(envs) || stored[0].Seq != envs[0].Seq) {
+			err = fmt.Errorf("the log assigned seq %d, the writer expected %d", stored[0].Seq, envs[0].Seq)
+		}
 		if err != nil {
 			err = fmt.Errorf("append to event log: %w", err)
 			for _, i := range owners {
 				results[i].err = err
 			}
-			stored = nil
-		}
-	}
-	if len(stored) > 0 {
-		w.apply(stored)
-		for k, e := range stored {
-			i := owners[k]
-			results[i].envs = append(results[i].envs, e)
-			if batch[i].spec != nil && e.Type == events.TypeSpecChanged {
-				results[i].set.Seq = e.Seq
+			if rerr := w.proj.Restore(before); rerr != nil {
+				w.logger.Error("roll back the projector", zap.Error(rerr))
 			}
+		} else {
+			for k := range pending {
+				pending[k].env = stored[k]
+				i := owners[k]
+				results[i].envs = append(results[i].envs, stored[k])
+				if batch[i].spec != nil && stored[k].Type == events.TypeSpecChanged {
+					results[i].set.Seq = stored[k].Seq
+				}
+			}
+			w.publish(pending)
 		}
 	}
 	for i, r := range batch {
@@ -237,17 +243,33 @@ func (w *writer) commit(batch []writeReq) {
 	}
 }
 
-// apply folds committed envelopes and publishes one snapshot per envelope.
-func (w *writer) apply(stored []events.Envelope) {
-	w.mu.Lock()
-	for _, e := range stored {
-		if err := w.proj.Apply(e); err != nil {
-			// The log holds the event already; a projector that cannot fold
-			// it is a bug. Keep serving the last good snapshot.
-			w.logger.Error("fold event", zap.Uint64("seq", e.Seq), zap.Error(err))
-			continue
+// fold encodes payloads as envelopes numbered from seq and folds them into
+// the projector, returning the snapshot after each. On an error the caller
+// rolls the projector back.
+func (w *writer) fold(payloads []events.Payload, now time.Time, seq uint64) ([]update, error) {
+	ups := make([]update, 0, len(payloads))
+	for k, p := range payloads {
+		e, err := events.New(now, p)
+		if err != nil {
+			return nil, err
 		}
-		u := update{env: e, snap: w.proj.Snapshot()}
+		e.Seq = seq + uint64(k)
+		if err := e.Validate(); err != nil {
+			return nil, err
+		}
+		if err := w.proj.Apply(e); err != nil {
+			return nil, fmt.Errorf("refused %s event: %w", e.Type, err)
+		}
+		ups = append(ups, update{env: e, snap: w.proj.Snapshot()})
+	}
+	return ups, nil
+}
+
+// publish makes committed updates current and hands them to watchers and
+// controllers, in seq order.
+func (w *writer) publish(ups []update) {
+	w.mu.Lock()
+	for _, u := range ups {
 		w.snap = u.snap
 		if len(w.ring) == ringSize {
 			copy(w.ring, w.ring[1:])
