@@ -1,7 +1,6 @@
 package dockertest
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/rdd-project/rdd/internal/mounts"
 )
 
 // StaleGlob matches the directories StartDaemon's callers create by
@@ -77,7 +76,7 @@ func cleanupDir(dir string) error {
 	}
 	waitGone(pids, 10*time.Second)
 	var errs []error
-	if err := unmountUnder(dir); err != nil {
+	if err := mounts.UnmountUnder(dir); err != nil {
 		errs = append(errs, err)
 	}
 	removeCgroups(ids)
@@ -177,56 +176,4 @@ func waitGone(pids []int, timeout time.Duration) {
 			time.Sleep(20 * time.Millisecond) // polling a process we cannot wait on
 		}
 	}
-}
-
-// unmountUnder lazily unmounts every mount point at or below dir, deepest
-// first.
-func unmountUnder(dir string) error {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountPath(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			mounts = append(mounts, mp)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
-	var errs []error
-	for _, mp := range mounts {
-		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("dockertest: unmount %s: %w", mp, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// unescapeMountPath undoes the octal escapes (\040 etc.) of /proc/self/mountinfo.
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

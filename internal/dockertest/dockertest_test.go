@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/rdd-project/rdd/internal/mounts"
 	"io"
 	"os"
 	"path/filepath"
@@ -154,7 +155,7 @@ func TestKillRestartClose(t *testing.T) {
 	if pids := pidsReferring(dir); len(pids) > 0 {
 		t.Errorf("processes still refer to %s: %v", dir, pids)
 	}
-	if err := unmountUnder(dir); err != nil {
+	if err := mounts.UnmountUnder(dir); err != nil {
 		t.Error(err)
 	}
 	if cg := cgroupDirs(id); len(cg) > 0 {

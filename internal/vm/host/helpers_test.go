@@ -3,6 +3,7 @@ package host
 import (
 	"bufio"
 	"context"
+	"github.com/rdd-project/rdd/internal/mounts"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ func testPaths(t *testing.T) paths.Paths {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := unmountUnder(home); err != nil {
+		if err := mounts.UnmountUnder(home); err != nil {
 			t.Logf("unmount under %s: %v", home, err)
 		}
 		if err := os.RemoveAll(home); err != nil {

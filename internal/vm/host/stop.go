@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rdd-project/rdd/internal/mounts"
 	"os"
 	"syscall"
 	"time"
@@ -147,7 +148,7 @@ func (d *Driver) Delete(ctx context.Context) error {
 	if err := d.stopLocked(ctx, forceGrace); err != nil {
 		return err
 	}
-	if err := unmountUnder(d.l.dataRoot, d.l.runDir); err != nil {
+	if err := mounts.UnmountUnder(d.l.dataRoot, d.l.runDir); err != nil {
 		return fmt.Errorf("host: delete: %w", err)
 	}
 	for _, dir := range []string{d.l.dataRoot, d.l.runDir} {
