@@ -30,6 +30,11 @@ type vmController struct {
 	pid     int
 	retryAt time.Time
 	backoff time.Duration
+	// startedAt is when the running process was started or adopted;
+	// crashBackoff grows while it keeps dying soon after starting, so a
+	// crash loop costs a restart every 30 s at most instead of a busy loop.
+	startedAt    time.Time
+	crashBackoff time.Duration
 }
 
 const (
@@ -39,6 +44,10 @@ const (
 	vmStopTimeout = 30 * time.Second
 	// vmStartTimeout bounds one start attempt.
 	vmStartTimeout = 90 * time.Second
+	// A process that dies within vmStableAfter of starting is crash
+	// looping: the next start waits vmCrashBackoffMin, doubling up to vmRetryMax.
+	vmStableAfter     = 10 * time.Second
+	vmCrashBackoffMin = time.Second
 )
 
 func newVMController(w *writer, drv vm.Driver, logger *zap.Logger) *vmController {
@@ -95,7 +104,7 @@ func (c *vmController) recover(ctx context.Context, snap events.Snapshot) error 
 }
 
 func (c *vmController) adopt(info vm.Info) {
-	c.exited, c.pid = info.Exited, info.PID
+	c.exited, c.pid, c.startedAt = info.Exited, info.PID, time.Now()
 }
 
 // run drives the machine until ctx ends.
@@ -131,6 +140,17 @@ func (c *vmController) onExit(ctx context.Context) {
 	snap := c.w.Snapshot()
 	st := snap.Machine(events.MachineVM)
 	msg := fmt.Sprintf("the engine process (pid %d) exited unexpectedly; starting it again", pid)
+	if up := time.Since(c.startedAt); up < vmStableAfter {
+		if c.crashBackoff == 0 {
+			c.crashBackoff = vmCrashBackoffMin
+		} else if c.crashBackoff *= 2; c.crashBackoff > vmRetryMax {
+			c.crashBackoff = vmRetryMax
+		}
+		c.retryAt = time.Now().Add(c.crashBackoff)
+		msg = fmt.Sprintf("the engine process (pid %d) exited %s after it started; starting it again in %s", pid, up.Round(time.Millisecond), c.crashBackoff)
+	} else {
+		c.crashBackoff = 0
+	}
 	c.logger.Warn("engine process exited", zap.Int("pid", pid))
 	if err := c.m.Fire(ctx, fsm.VMCrashed, fsm.Change{Generation: st.ObservedGeneration, Message: msg, Facts: st.Facts}); err != nil {
 		c.logger.Error("record crash", zap.Error(err))
@@ -231,6 +251,9 @@ func (c *vmController) step(ctx context.Context) (moved bool, err error) {
 		}
 		return false, nil
 	case events.VMStarting:
+		if !c.retryDue() {
+			return false, nil // crash-loop backoff; the run loop's timer resumes
+		}
 		return true, c.start(ctx, gen, cfg, facts)
 	case events.VMRunning:
 		if !desired {
