@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -233,3 +235,62 @@ func waitGone(t *testing.T, pid int) {
 	}
 	t.Fatalf("process %d still alive", pid)
 }
+
+// Scenario 21 on the host driver: switching the engine while running restarts
+// the machine, Settled passes through ApplyingTemplate, and afterwards
+// containerd answers while dockerd is gone.
+func TestEngineSwitchRestartsTheMachine(t *testing.T) {
+	in := newInstance(t)
+	in.must("start", "--timeout=3m")
+	before := in.status()
+	running := cond(before, events.CondRunning)
+
+	in.must("set", "--timeout=3m", "containerEngine.name=containerd")
+	after := in.status()
+	if !condIs(after, events.CondSettled, events.StatusTrue, "Settled") || cond(after, events.CondSettled).ObservedGeneration != after.Generation {
+		t.Fatalf("set returned before Settled: %+v", cond(after, events.CondSettled))
+	}
+	if !condIs(after, events.CondContainerEngineReady, events.StatusTrue, "NotApplicable") {
+		t.Fatalf("ContainerEngineReady = %+v, want True/NotApplicable", cond(after, events.CondContainerEngineReady))
+	}
+	if r := cond(after, events.CondRunning); r.Status != events.StatusTrue || !r.LastTransitionTime.After(running.LastTransitionTime) {
+		t.Fatalf("Running did not restart: before %+v after %+v", running, r)
+	}
+	if got, was := after.Machine(events.MachineVM).Facts.RestartCount, before.Machine(events.MachineVM).Facts.RestartCount; got != was+1 {
+		t.Fatalf("restart count %d → %d, want +1", was, got)
+	}
+
+	// Fold the log to see every Settled reason after the spec change.
+	envs := in.eventsJSON()
+	p := events.NewProjector()
+	var specSeq uint64
+	var reasons []string
+	for _, e := range envs {
+		if err := p.Apply(e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == events.TypeSpecChanged {
+			specSeq = e.Seq
+		}
+		if specSeq > 0 && e.Seq >= specSeq && e.Seq > before.Seq {
+			s := p.Snapshot()
+			if r := cond(s, events.CondSettled).Reason; len(reasons) == 0 || reasons[len(reasons)-1] != r {
+				reasons = append(reasons, r)
+			}
+		}
+	}
+	if !slices.Contains(reasons, "ApplyingTemplate") {
+		t.Fatalf("Settled reasons after the switch %v never say ApplyingTemplate", reasons)
+	}
+
+	if _, err := net.DialTimeout("unix", in.path(".rd2", "docker.sock"), time.Second); err == nil {
+		t.Fatal("dockerd still answers after the switch to containerd")
+	}
+	c, err := net.DialTimeout("unix", in.path(".rd2", "containerd.sock"), time.Second)
+	if err != nil {
+		t.Fatalf("containerd does not answer after the switch: %v", err)
+	}
+	c.Close()
+	in.must("stop", "--timeout=2m")
+}
+
