@@ -293,4 +293,3 @@ func TestEngineSwitchRestartsTheMachine(t *testing.T) {
 	c.Close()
 	in.must("stop", "--timeout=2m")
 }
-
