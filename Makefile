@@ -36,6 +36,7 @@ bench: test-deps build
 # run builds rdd, starts its daemon (host driver on Linux) and brings the
 # environment up: `rdd start` returns when everything is Settled.
 run: build
+	@command -v dockerd >/dev/null || { echo "make run needs dockerd: sudo apt-get install docker.io (or: sudo make test-deps)" >&2; exit 1; }
 	RDD_VM_DRIVER=$${RDD_VM_DRIVER:-host} ./$(BIN) start
 	./$(BIN) status
 
