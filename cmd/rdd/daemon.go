@@ -11,6 +11,7 @@ import (
 
 func newDaemonCommand(e *env) *cobra.Command {
 	var vmDriver, logLevel string
+	var retainEvents uint64
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the rdd daemon in the foreground",
@@ -24,7 +25,10 @@ func newDaemonCommand(e *env) *cobra.Command {
 
 			--vm-driver (default $RDD_VM_DRIVER, else auto) chooses how the VM is
 			provided: lima, host (Linux: the host is the machine) or auto.
-			--log-level (default $RDD_LOG_LEVEL) sets the log level.`),
+			--log-level (default $RDD_LOG_LEVEL) sets the log level.
+			--retain-events N (default $RDD_RETAIN_EVENTS) keeps N events before
+			the latest checkpoint and removes older ones; by default the event
+			log keeps everything.`),
 		Example: example(`
 			rdd daemon --vm-driver=host --log-level=debug
 			RDD_VM_DRIVER=host rdd --instance test daemon`),
@@ -49,6 +53,8 @@ func newDaemonCommand(e *env) *cobra.Command {
 				LogLevel: logLevel,
 				Version:  e.build.Version,
 				Getenv:   e.getenv,
+
+				RetainEvents: retainEvents,
 			})
 		},
 	}
@@ -58,5 +64,6 @@ func newDaemonCommand(e *env) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&vmDriver, "vm-driver", driver, "VM driver: host, lima or auto (env RDD_VM_DRIVER)")
 	cmd.Flags().StringVar(&logLevel, "log-level", e.getenv("RDD_LOG_LEVEL"), "log level: debug, info, warn, error (env RDD_LOG_LEVEL)")
+	cmd.Flags().Uint64Var(&retainEvents, "retain-events", 0, "keep this many events before the latest checkpoint, remove older ones; 0 keeps everything (env RDD_RETAIN_EVENTS)")
 	return cmd
 }

@@ -43,7 +43,7 @@ func buildLog(b *testing.B, p paths.Paths, n int) {
 			if err := proj.Apply(e); err != nil {
 				b.Fatal(err)
 			}
-			if e.Seq%checkpointEvery == 0 {
+			if e.Seq%defaultCheckpointEvery == 0 {
 				data, _ := events.MarshalCheckpoint(proj.Snapshot())
 				if err := log.SaveCheckpoint(e.Seq, data); err != nil {
 					b.Fatal(err)

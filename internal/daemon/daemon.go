@@ -46,6 +46,13 @@ type Options struct {
 	Logger *zap.Logger
 	// Driver, if non-nil, replaces the VM driver chosen by VMDriver (tests).
 	Driver vm.Driver
+	// RetainEvents, when > 0, keeps that many events before the latest
+	// checkpoint and removes older ones (design.md §2). 0 reads
+	// RDD_RETAIN_EVENTS; unset keeps every event.
+	RetainEvents uint64
+
+	// checkpointEvery overrides defaultCheckpointEvery (tests).
+	checkpointEvery int
 }
 
 // ErrAlreadyRunning is returned when another daemon holds the instance's event log.
@@ -118,6 +125,10 @@ func Run(ctx context.Context, opts Options) error {
 		defer c.Close()
 	}
 
+	retain, err := retention(opts.RetainEvents, getenv)
+	if err != nil {
+		return err
+	}
 	if err := writePIDFile(p.PIDFile); err != nil {
 		return err
 	}
@@ -126,6 +137,10 @@ func Run(ctx context.Context, opts Options) error {
 	d := &daemon{paths: p, logger: logger, getenv: getenv}
 	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.w = newWriter(log, proj, time.Now, logger.With(zap.String("subsystem", "writer")))
+	d.w.retain = retain
+	if opts.checkpointEvery > 0 {
+		d.w.checkpointEvery = opts.checkpointEvery
+	}
 	var writerDone sync.WaitGroup
 	writerDone.Add(1)
 	go func() { defer writerDone.Done(); d.w.run(wctx) }()
@@ -192,11 +207,7 @@ func Run(ctx context.Context, opts Options) error {
 	if runErr == nil {
 		<-serveErr
 	}
-	if data, err := events.MarshalCheckpoint(d.w.Snapshot()); err == nil {
-		if err := log.SaveCheckpoint(d.w.Snapshot().Seq, data); err != nil {
-			logger.Warn("save checkpoint at shutdown", zap.Error(err))
-		}
-	}
+	d.w.checkpoint(d.w.Snapshot())
 	logger.Info("daemon stopped")
 	return runErr
 }
@@ -259,6 +270,22 @@ func chooseDriver(flag string, getenv func(string) string) (name, reason string,
 		return "lima", reason, nil
 	}
 	return "", "", fmt.Errorf("unknown vm driver %q: valid values: auto, host, lima", name)
+}
+
+// retention resolves the retention policy: the option, else RDD_RETAIN_EVENTS.
+func retention(opt uint64, getenv func(string) string) (uint64, error) {
+	if opt > 0 {
+		return opt, nil
+	}
+	v := getenv("RDD_RETAIN_EVENTS")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid RDD_RETAIN_EVENTS %q: want a number of events to keep (0 keeps everything)", v)
+	}
+	return n, nil
 }
 
 func writePIDFile(path string) error {

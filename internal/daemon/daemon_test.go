@@ -40,18 +40,20 @@ func testPaths(t *testing.T) paths.Paths {
 }
 
 // startDaemon runs the daemon in-process with drv and waits until it serves.
-func startDaemon(t *testing.T, p paths.Paths, drv *fakeDriver) *testDaemon {
+func startDaemon(t *testing.T, p paths.Paths, drv *fakeDriver, tweaks ...func(*Options)) *testDaemon {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	td := &testDaemon{t: t, paths: p, drv: drv, cancel: cancel, done: make(chan error, 1)}
 	env := map[string]string{"DOCKER_CONFIG": p.Home + "/.docker", "RDD_DOCKER_HOST": "unix://" + p.ShortDir + "/nothing.sock"}
-	go func() {
-		td.done <- Run(ctx, Options{
-			Paths: p, Version: "test", Ready: ready, Driver: drv,
-			Logger: zaptest.NewLogger(t), Getenv: func(k string) string { return env[k] },
-		})
-	}()
+	opts := Options{
+		Paths: p, Version: "test", Ready: ready, Driver: drv,
+		Logger: zaptest.NewLogger(t), Getenv: func(k string) string { return env[k] },
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts)
+	}
+	go func() { td.done <- Run(ctx, opts) }()
 	select {
 	case <-ready:
 	case err := <-td.done:

@@ -146,7 +146,6 @@ func (c *vmController) onExit(ctx context.Context) {
 		} else if c.crashBackoff *= 2; c.crashBackoff > vmRetryMax {
 			c.crashBackoff = vmRetryMax
 		}
-		c.retryAt = time.Now().Add(c.crashBackoff)
 		msg = fmt.Sprintf("the engine process (pid %d) exited %s after it started; starting it again in %s", pid, up.Round(time.Millisecond), c.crashBackoff)
 	} else {
 		c.crashBackoff = 0
@@ -154,6 +153,10 @@ func (c *vmController) onExit(ctx context.Context) {
 	c.logger.Warn("engine process exited", zap.Int("pid", pid))
 	if err := c.m.Fire(ctx, fsm.VMCrashed, fsm.Change{Generation: st.ObservedGeneration, Message: msg, Facts: st.Facts}); err != nil {
 		c.logger.Error("record crash", zap.Error(err))
+	}
+	// The delay counts from the recorded crash, as the message says.
+	if c.crashBackoff > 0 {
+		c.retryAt = time.Now().Add(c.crashBackoff)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/events"
+	"github.com/rdd-project/rdd/internal/store"
 )
 
 // checkpointLog is the optional part of the log used to answer `status --at`
@@ -83,6 +84,14 @@ func (w *writer) foldRange(ctx context.Context, since, to uint64) ([]update, err
 
 // projectorAt returns a projector holding the snapshot at seq.
 func (w *writer) projectorAt(seq uint64) (*events.Projector, error) {
+	p, err := w.projectorFromCheckpoint(seq)
+	if errors.Is(err, store.ErrCompacted) {
+		return nil, w.compactedError(seq)
+	}
+	return p, err
+}
+
+func (w *writer) projectorFromCheckpoint(seq uint64) (*events.Projector, error) {
 	p := events.NewProjector()
 	from := uint64(0)
 	if cl, ok := w.log.(checkpointLog); ok && seq > 0 {
@@ -162,6 +171,9 @@ func (w *writer) subscribeForWatch(ctx context.Context, since uint64, first *[]e
 
 // Events implements api.Backend.
 func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
+	if err := w.compactedError(q.Since); err != nil {
+		return err
+	}
 	sent := 0
 	last := q.Since
 	limitHit := func() bool { return q.Limit > 0 && sent >= q.Limit }

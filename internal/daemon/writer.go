@@ -12,6 +12,7 @@ import (
 	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/spec"
+	"github.com/rdd-project/rdd/internal/store"
 )
 
 // eventLog is what the writer needs of the store.
@@ -32,9 +33,9 @@ type update struct {
 // older resumes are folded from the log.
 const ringSize = 1024
 
-// checkpointEvery is how many events may pass between checkpoints, which
-// bounds the replay at start-up.
-const checkpointEvery = 4096
+// defaultCheckpointEvery is how many events may pass between checkpoints,
+// which bounds the replay at start-up.
+const defaultCheckpointEvery = 4096
 
 // watcherBuffer bounds each watcher's queue; a watcher that falls further
 // behind is cut off (api.ErrWatcherTooSlow) instead of slowing the writer.
@@ -65,6 +66,12 @@ type writer struct {
 	kicks           []chan struct{}
 	sinceCheckpoint int
 	closed          bool
+
+	// checkpointEvery and retain are set before run starts. retain > 0 keeps
+	// that many events before the latest checkpoint and compacts the rest
+	// (design.md §2); 0 keeps everything.
+	checkpointEvery int
+	retain          uint64
 }
 
 type writeReq struct {
@@ -98,6 +105,7 @@ func newWriter(log eventLog, proj *events.Projector, clock func() time.Time, log
 		log: log, proj: proj, clock: clock, logger: logger,
 		reqs: make(chan writeReq, 64), done: make(chan struct{}),
 		snap: proj.Snapshot(), subs: map[*subscriber]struct{}{},
+		checkpointEvery: defaultCheckpointEvery,
 	}
 }
 
@@ -286,7 +294,7 @@ func (w *writer) publish(ups []update) {
 		w.sinceCheckpoint++
 	}
 	kicks := w.kicks
-	needCheckpoint := w.sinceCheckpoint >= checkpointEvery
+	needCheckpoint := w.sinceCheckpoint >= w.checkpointEvery
 	if needCheckpoint {
 		w.sinceCheckpoint = 0
 	}
@@ -311,7 +319,44 @@ func (w *writer) checkpoint(snap events.Snapshot) {
 	if err != nil {
 		// A missing checkpoint only costs start-up time.
 		w.logger.Warn("save checkpoint", zap.Uint64("seq", snap.Seq), zap.Error(err))
+		return
 	}
+	w.compact(snap.Seq)
+}
+
+// compact applies the retention policy after a checkpoint at checkpointSeq:
+// the retain events before it stay, older ones go. The store refuses to drop
+// anything no checkpoint covers.
+func (w *writer) compact(checkpointSeq uint64) {
+	c, ok := w.log.(store.Compactor)
+	if !ok || w.retain == 0 || checkpointSeq <= w.retain {
+		return
+	}
+	through := checkpointSeq - w.retain
+	if through <= c.CompactedThrough() {
+		return
+	}
+	removed, err := c.Compact(through)
+	if err != nil {
+		w.logger.Warn("apply the retention policy", zap.Uint64("through", through), zap.Error(err))
+		return
+	}
+	w.logger.Info("retention policy removed old events", zap.Int("removed", removed), zap.Uint64("through-seq", through))
+}
+
+// compactedError explains a read below what the retention policy removed.
+func (w *writer) compactedError(since uint64) error {
+	c, ok := w.log.(store.Compactor)
+	if !ok {
+		return nil
+	}
+	through := c.CompactedThrough()
+	if since >= through {
+		return nil
+	}
+	return &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf(
+		"events up to seq %d were removed by the retention policy (RDD_RETAIN_EVENTS=%d); the log now starts after seq %d: ask again with since=%d (rdd events --since %d)",
+		through, w.retain, through, through, through)}
 }
 
 func (w *writer) closeSubLocked(s *subscriber, err error) {
