@@ -29,27 +29,32 @@ func TestRetentionPolicy(t *testing.T) {
 	}
 	td.waitFor("settled", settledAt(last.Generation))
 
-	err := td.cli.Events(ctx, api.EventQuery{}, func([]byte, events.Envelope) error { return nil })
-	var apiErr *client.APIError
-	if !errors.As(err, &apiErr) || apiErr.Code != api.CodeConflict || !strings.Contains(apiErr.Message, "retention policy") {
-		t.Fatalf("events from seq 0 after compaction: %v, want a Conflict naming the retention policy", err)
-	}
-	var since uint64
-	if m := regexp.MustCompile(`since=(\d+)`).FindStringSubmatch(apiErr.Message); m != nil {
-		since, _ = strconv.ParseUint(m[1], 10, 64)
-	}
-	if since == 0 {
-		t.Fatalf("the message does not say where the log starts: %q", apiErr.Message)
-	}
-	var first uint64
-	err = td.cli.Events(ctx, api.EventQuery{Since: since}, func(_ []byte, e events.Envelope) error {
-		if first == 0 {
-			first = e.Seq
+	// Controllers may still be appending (and compacting) while we read, so
+	// a client follows the "ask again with since=" hint until it gets through.
+	since, first := uint64(0), uint64(0)
+	for attempt := 0; ; attempt++ {
+		err := td.cli.Events(ctx, api.EventQuery{Since: since}, func(_ []byte, e events.Envelope) error {
+			if first == 0 {
+				first = e.Seq
+			}
+			return nil
+		})
+		if err == nil {
+			break
 		}
-		return nil
-	})
-	if err != nil || first != since+1 {
-		t.Fatalf("events since %d: first seq %d, err %v", since, first, err)
+		var apiErr *client.APIError
+		if !errors.As(err, &apiErr) || apiErr.Code != api.CodeConflict || !strings.Contains(apiErr.Message, "retention policy") {
+			t.Fatalf("events since %d after compaction: %v, want a Conflict naming the retention policy", since, err)
+		}
+		m := regexp.MustCompile(`since=(\d+)`).FindStringSubmatch(apiErr.Message)
+		if m == nil || attempt == 5 {
+			t.Fatalf("the message does not lead to the start of the log: %q", apiErr.Message)
+		}
+		since, _ = strconv.ParseUint(m[1], 10, 64)
+		first = 0
+	}
+	if since == 0 || first != since+1 {
+		t.Fatalf("events since %d: first seq %d; want a compacted log read from just after the compaction point", since, first)
 	}
 
 	before, _ := td.cli.Status(ctx)

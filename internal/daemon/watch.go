@@ -86,7 +86,9 @@ func (w *writer) foldRange(ctx context.Context, since, to uint64) ([]update, err
 func (w *writer) projectorAt(seq uint64) (*events.Projector, error) {
 	p, err := w.projectorFromCheckpoint(seq)
 	if errors.Is(err, store.ErrCompacted) {
-		return nil, w.compactedError(seq)
+		if cerr := w.compactedError(seq, seq+1); cerr != nil {
+			return nil, cerr
+		}
 	}
 	return p, err
 }
@@ -171,7 +173,7 @@ func (w *writer) subscribeForWatch(ctx context.Context, since uint64, first *[]e
 
 // Events implements api.Backend.
 func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
-	if err := w.compactedError(q.Since); err != nil {
+	if err := w.compactedError(q.Since, 0); err != nil {
 		return err
 	}
 	sent := 0
@@ -192,6 +194,12 @@ func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.En
 			last = e.Seq
 			return nil
 		})
+		if errors.Is(err, store.ErrCompacted) {
+			// Compacted while we read: say where the log starts now.
+			if cerr := w.compactedError(last, last+1); cerr != nil {
+				return cerr
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -344,13 +344,16 @@ func (w *writer) compact(checkpointSeq uint64) {
 	w.logger.Info("retention policy removed old events", zap.Int("removed", removed), zap.Uint64("through-seq", through))
 }
 
-// compactedError explains a read below what the retention policy removed.
-func (w *writer) compactedError(since uint64) error {
+// compactedError explains a read from since that the retention policy made
+// impossible, or returns nil. knownGone, when the store already reported
+// that event as removed, is a lower bound while a compaction is under way
+// (its end mark is published only when it finishes).
+func (w *writer) compactedError(since, knownGone uint64) error {
 	c, ok := w.log.(store.Compactor)
 	if !ok {
 		return nil
 	}
-	through := c.CompactedThrough()
+	through := max(c.CompactedThrough(), knownGone)
 	if since >= through {
 		return nil
 	}
