@@ -16,16 +16,18 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rdd
 
 # test installs what the tests need when it is missing (Debian packages when
-# root, the kube-apiserver test binary into .cache/), then runs every test with -race.
+# root, the kube-apiserver test binary into .cache/), then runs every test with
+# -race. -count=1: the e2e tests build the binary themselves, so Go's test
+# cache cannot see when the daemon changed.
 test: test-deps lint
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 test-deps:
 	./hack/test-deps.sh
 
 # unit runs the tests without installing anything first.
 unit:
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # bench runs every Go benchmark five times (quote medians) and the
 # whole-command figures of hack/bench-cli.sh against a real daemon.
