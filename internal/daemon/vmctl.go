@@ -356,6 +356,7 @@ func (c *vmController) reconcile(ctx context.Context, gen int64, desired bool, f
 		if desired {
 			f := facts
 			f.PID, f.TemplateHash = info.PID, info.TemplateHash
+			f.RestartCount++ // Running becomes True/Started again (behavior.md §6.1)
 			c.adopt(info)
 			return c.m.Fire(ctx, fsm.VMStarted, fsm.Change{Generation: gen, Message: fmt.Sprintf("re-adopted the running engine process (pid %d)", info.PID), Facts: f})
 		}
