@@ -257,6 +257,17 @@ func contextTLS(cfgDir, name string, skipVerify bool) (cfg *tls.Config, ok bool)
 func pingEndpoint(ctx context.Context, host string, tlsCfg *tls.Config) error {
 	ctx, cancel := context.WithTimeout(ctx, ContextPingTimeout)
 	defer cancel()
+	return ping(ctx, host, tlsCfg)
+}
+
+// Ping sends GET /_ping to the Docker API at host ("unix:///path" or
+// "tcp://127.0.0.1:port") and succeeds on a 2xx answer. It keeps no
+// connection open afterwards; ctx bounds it.
+func Ping(ctx context.Context, host string) error {
+	return ping(ctx, host, nil)
+}
+
+func ping(ctx context.Context, host string, tlsCfg *tls.Config) error {
 	cli, err := newDockerClient(host, tlsCfg)
 	if err != nil {
 		return err
