@@ -29,15 +29,18 @@ type engineController struct {
 	watcher *engine.Watcher
 	cancel  context.CancelFunc
 	done    chan struct{}
-	// switched is true once the current-context switch ran for this watcher.
-	switched  bool
-	switchWG  sync.WaitGroup
-	switchCtx context.Context
+	// switched is true once the Docker context was published for this
+	// watcher (behavior.md §7.4: once per watcher start).
+	switched bool
+	// contexts publishes and removes the Docker context and runs the
+	// current-context probe.
+	contexts *engine.ContextManager
 }
 
 func newEngineController(w *writer, p paths.Paths, getenv func(string) string, logger *zap.Logger) *engineController {
 	c := &engineController{w: w, paths: p, getenv: getenv, logger: logger.With(zap.String("machine", "engine")), kick: w.kick(), phases: make(chan engine.Phase, 16)}
 	c.m = fsm.NewEngine(w.appendOne)
+	c.contexts = engine.NewContextManager(engine.DockerConfigDir(getenv, p.Home), p.Name, c.dockerHost(), getenv, c.logger, nil)
 	return c
 }
 
@@ -112,7 +115,9 @@ func (c *engineController) step(ctx context.Context) (bool, error) {
 
 	switch {
 	case exists && vmRunning && !moby:
-		c.stopWatcher()
+		if c.stopWatcher() {
+			c.removeContext(ctx) // a backend switch removes the context (§7.4)
+		}
 		if state != events.EngineStopped && state != events.EngineNotApplicable {
 			return true, c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Facts: events.Facts{}})
 		}
@@ -164,7 +169,9 @@ func (c *engineController) onPhase(ctx context.Context, ph engine.Phase) {
 		}
 		if err == nil && !c.switched {
 			c.switched = true
-			c.publishContext(ctx)
+			if err := c.contexts.Activate(ctx); err != nil {
+				c.logger.Warn("write docker context", zap.Error(err))
+			}
 		}
 	case engine.PhaseConnectFailed:
 		if state != events.EngineConnectFailed && c.m.Can(fsm.EngineConnectFailed) {
@@ -206,13 +213,12 @@ func (c *engineController) startWatcher(ctx context.Context) {
 	})
 	c.mu.Lock()
 	c.watcher, c.cancel, c.done, c.switched = w, cancel, done, false
-	c.switchCtx = wctx
 	c.mu.Unlock()
 	go func() { defer close(done); w.Run(wctx) }()
 }
 
-// stopWatcher cancels the watcher and any context switch in flight, waits
-// for both, and reports whether a watcher was running.
+// stopWatcher cancels the watcher, waits for it, and reports whether one
+// was running. The Docker context is the caller's to remove.
 func (c *engineController) stopWatcher() bool {
 	c.mu.Lock()
 	w, cancel, done := c.watcher, c.cancel, c.done
@@ -223,7 +229,6 @@ func (c *engineController) stopWatcher() bool {
 	}
 	cancel()
 	<-done
-	c.switchWG.Wait()
 	// Drop reports the old watcher left behind.
 	for {
 		select {
@@ -234,36 +239,10 @@ func (c *engineController) stopWatcher() bool {
 	}
 }
 
-func (c *engineController) configDir() string {
-	return engine.DockerConfigDir(c.getenv, c.paths.Home)
-}
-
-// publishContext writes the Docker context and, once per watcher start and
-// asynchronously, switches the current context if it is unhealthy.
-func (c *engineController) publishContext(ctx context.Context) {
-	cfg := c.configDir()
-	if err := engine.EnsureContext(cfg, c.paths.Name, c.dockerHost()); err != nil {
-		c.logger.Warn("write docker context", zap.String("dir", cfg), zap.Error(err))
-		return
-	}
-	c.mu.Lock()
-	sctx := c.switchCtx
-	c.mu.Unlock()
-	c.switchWG.Add(1)
-	go func() {
-		defer c.switchWG.Done()
-		switched, err := engine.SwitchCurrentContextIfUnhealthy(sctx, cfg, c.paths.Name, c.getenv)
-		switch {
-		case err != nil:
-			c.logger.Warn("switch docker current context", zap.String("dir", cfg), zap.Error(err))
-		case switched:
-			c.logger.Info("docker current context switched", zap.String("context", c.paths.Name))
-		}
-	}()
-}
-
+// removeContext stops a current-context probe still running and removes
+// the Docker context.
 func (c *engineController) removeContext(ctx context.Context) {
-	if err := engine.RemoveContext(ctx, c.configDir(), c.paths.Name); err != nil {
+	if err := c.contexts.Deactivate(ctx); err != nil {
 		c.logger.Warn("remove docker context", zap.Error(err))
 	}
 }
