@@ -78,9 +78,9 @@ func (c *engineController) dockerHost() string {
 	return "unix://" + c.paths.DockerSocket
 }
 
-// stampGen is the generation the engine may claim: never newer than what the
-// VM has evaluated, because the engine's condition means nothing for a spec
-// the VM has not applied yet (F10).
+// stampGen is the generation the engine and Kubernetes machines may claim:
+// never newer than what the VM has evaluated, because their conditions mean
+// nothing for a spec the VM has not applied yet (F10).
 func stampGen(snap events.Snapshot) int64 {
 	g := snap.Generation
 	if vg := snap.Machine(events.MachineVM).ObservedGeneration; vg < g {

@@ -64,15 +64,12 @@ func (c *kubeController) step(ctx context.Context) (bool, error) {
 	if !snap.Exists || snap.Spec == nil {
 		return false, nil
 	}
-	gen := snap.Generation
+	// Like the engine, Kubernetes does not claim a generation the VM has
+	// not evaluated yet (F10).
+	gen := stampGen(snap)
 	k := snap.Machine(events.MachineK3s)
 	kc := snap.Machine(events.MachineKubeconfig)
 	vmRunning := snap.Machine(events.MachineVM).State == string(events.VMRunning)
-	// Like the engine, Kubernetes does not claim a generation the VM has
-	// not evaluated yet (F10).
-	if vmGen := snap.Machine(events.MachineVM).ObservedGeneration; vmGen < gen {
-		gen = vmGen
-	}
 
 	switch {
 	case !snap.Spec.Kubernetes.Enabled:
