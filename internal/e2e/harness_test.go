@@ -17,6 +17,7 @@ import (
 
 	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/events"
+	"github.com/rdd-project/rdd/internal/mounts"
 )
 
 var rddBin string
@@ -111,9 +112,6 @@ func (in *instance) teardown() {
 }
 
 func (in *instance) killEngine() {
-	for _, name := range []string{"dockerd.pid", "containerd.pid", "engine.json"} {
-		_ = name
-	}
 	// The host driver runs the engine in its own process group; kill every
 	// process whose command line mentions this HOME.
 	entries, _ := os.ReadDir("/proc")
@@ -128,7 +126,7 @@ func (in *instance) killEngine() {
 		}
 	}
 	// dockerd leaves mounts under its data root.
-	_ = exec.Command("sh", "-c", "grep -o ' "+in.home+"[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l").Run()
+	_ = mounts.UnmountUnder(in.home)
 }
 
 func (in *instance) daemonPID() int {

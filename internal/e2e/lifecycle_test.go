@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rdd-project/rdd/internal/api/client"
+	"github.com/rdd-project/rdd/internal/cli/svc"
 	"github.com/rdd-project/rdd/internal/dockertest"
 	"github.com/rdd-project/rdd/internal/events"
 )
@@ -223,14 +224,9 @@ func waitGone(t *testing.T, pid int) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for ; time.Now().Before(deadline); <-tick.C {
-		if err := syscall.Kill(pid, 0); err != nil {
+		// Detached daemons are reparented; svc.Alive counts a zombie nobody reaps as gone.
+		if !svc.Alive(pid) {
 			return
-		}
-		// Detached daemons are reparented; a zombie that nobody reaps yet is gone too.
-		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
-			if f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:])); len(f) > 0 && f[0] == "Z" {
-				return
-			}
 		}
 	}
 	t.Fatalf("process %d still alive", pid)
