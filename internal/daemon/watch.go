@@ -8,7 +8,6 @@ import (
 
 	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/events"
-	"github.com/rdd-project/rdd/internal/store"
 )
 
 // checkpointLog is the optional part of the log used to answer `status --at`
@@ -85,12 +84,10 @@ func (w *writer) foldRange(ctx context.Context, since, to uint64) ([]update, err
 // projectorAt returns a projector holding the snapshot at seq.
 func (w *writer) projectorAt(seq uint64) (*events.Projector, error) {
 	p, err := w.projectorFromCheckpoint(seq)
-	if errors.Is(err, store.ErrCompacted) {
-		if cerr := w.compactedError(seq, seq+1); cerr != nil {
-			return nil, cerr
-		}
+	if err != nil {
+		return nil, w.explainCompacted(err)
 	}
-	return p, err
+	return p, nil
 }
 
 func (w *writer) projectorFromCheckpoint(seq uint64) (*events.Projector, error) {
@@ -173,7 +170,7 @@ func (w *writer) subscribeForWatch(ctx context.Context, since uint64, first *[]e
 
 // Events implements api.Backend.
 func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
-	if err := w.compactedError(q.Since, 0); err != nil {
+	if err := w.compactedError(q.Since); err != nil {
 		return err
 	}
 	sent := 0
@@ -194,14 +191,9 @@ func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.En
 			last = e.Seq
 			return nil
 		})
-		if errors.Is(err, store.ErrCompacted) {
-			// Compacted while we read: say where the log starts now.
-			if cerr := w.compactedError(last, last+1); cerr != nil {
-				return cerr
-			}
-		}
 		if err != nil {
-			return err
+			// Possibly compacted while we read: say where the log starts now.
+			return w.explainCompacted(err)
 		}
 	}
 	if !q.Follow || limitHit() {

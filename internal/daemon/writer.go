@@ -345,21 +345,30 @@ func (w *writer) compact(checkpointSeq uint64) {
 }
 
 // compactedError explains a read from since that the retention policy made
-// impossible, or returns nil. knownGone, when the store already reported
-// that event as removed, is a lower bound while a compaction is under way
-// (its end mark is published only when it finishes).
-func (w *writer) compactedError(since, knownGone uint64) error {
+// impossible, or returns nil.
+func (w *writer) compactedError(since uint64) error {
 	c, ok := w.log.(store.Compactor)
-	if !ok {
+	if !ok || since >= c.CompactedThrough() {
 		return nil
 	}
-	through := max(c.CompactedThrough(), knownGone)
-	if since >= through {
-		return nil
-	}
+	return w.retentionError(c.CompactedThrough())
+}
+
+// retentionError says where the log starts after a compaction through seq.
+func (w *writer) retentionError(through uint64) error {
 	return &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf(
 		"events up to seq %d were removed by the retention policy (RDD_RETAIN_EVENTS=%d); the log now starts after seq %d: ask again with since=%d (rdd events --since %d)",
 		through, w.retain, through, through, through)}
+}
+
+// explainCompacted turns the store's report of a compacted read into the
+// retention answer; other errors pass through.
+func (w *writer) explainCompacted(err error) error {
+	var ce *store.CompactedError
+	if errors.As(err, &ce) {
+		return w.retentionError(ce.Through)
+	}
+	return err
 }
 
 func (w *writer) closeSubLocked(s *subscriber, err error) {

@@ -82,8 +82,23 @@ func notFoundError(path string, seq, last uint64) error {
 		"store: %s: no event with seq %d (last is %d)", path, seq, last)}
 }
 
+// CompactedError is the error behind ErrCompacted: event Want is gone because
+// every event up to Through was removed by Compact. Through is read in the
+// same transaction that missed the event, so it is exact even while a
+// Compact is under way (CompactedThrough may still report less).
+type CompactedError struct {
+	Path          string
+	Want, Through uint64
+}
+
+func (e *CompactedError) Error() string {
+	return fmt.Sprintf("store: %s: event %d was compacted (events up to %d are gone); start from a checkpoint", e.Path, e.Want, e.Through)
+}
+
+// Is makes errors.Is(err, ErrCompacted) hold.
+func (e *CompactedError) Is(target error) bool { return target == ErrCompacted }
+
 // compactedError reports that event want is no longer in the log.
 func compactedError(path string, want, through uint64) error {
-	return &storeError{kind: ErrCompacted, msg: fmt.Sprintf(
-		"store: %s: event %d was compacted (events up to %d are gone); start from a checkpoint", path, want, through)}
+	return &CompactedError{Path: path, Want: want, Through: through}
 }
