@@ -27,7 +27,6 @@ type vmController struct {
 	noun string
 
 	exited  <-chan struct{} // the running engine process; nil when none
-	pid     int
 	retryAt time.Time
 	backoff time.Duration
 	// startedAt is when the running process was started or adopted;
@@ -104,7 +103,7 @@ func (c *vmController) recover(ctx context.Context, snap events.Snapshot) error 
 }
 
 func (c *vmController) adopt(info vm.Info) {
-	c.exited, c.pid, c.startedAt = info.Exited, info.PID, time.Now()
+	c.exited, c.startedAt = info.Exited, time.Now()
 }
 
 // run drives the machine until ctx ends.
@@ -132,13 +131,13 @@ func (c *vmController) run(ctx context.Context) {
 
 // onExit handles the engine process dying on its own.
 func (c *vmController) onExit(ctx context.Context) {
-	pid := c.pid
-	c.exited, c.pid = nil, 0
+	c.exited = nil
 	if c.m.Current() != string(events.VMRunning) {
 		return
 	}
 	snap := c.w.Snapshot()
 	st := snap.Machine(events.MachineVM)
+	pid := st.Facts.PID
 	msg := fmt.Sprintf("the engine process (pid %d) exited unexpectedly; starting it again", pid)
 	if up := time.Since(c.startedAt); up < vmStableAfter {
 		if c.crashBackoff == 0 {
@@ -335,7 +334,7 @@ func (c *vmController) started(ctx context.Context, gen int64, cfg vm.Config, fa
 }
 
 func (c *vmController) stop(ctx context.Context, gen int64, facts events.Facts, msg string) error {
-	c.exited, c.pid = nil, 0
+	c.exited = nil
 	sctx, cancel := context.WithTimeout(ctx, vmStopTimeout)
 	defer cancel()
 	f := facts
@@ -372,7 +371,7 @@ func (c *vmController) reconcile(ctx context.Context, gen int64, desired bool, f
 }
 
 func (c *vmController) delete(ctx context.Context, facts events.Facts) error {
-	c.exited, c.pid = nil, 0
+	c.exited = nil
 	if err := c.drv.Delete(ctx); err != nil {
 		return fmt.Errorf("delete the %s machine: %w", c.drv.Name(), err)
 	}
