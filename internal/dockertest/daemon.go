@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/proc"
 )
 
 // ErrNotInstalled is returned when no dockerd binary is on PATH.
@@ -368,21 +370,12 @@ func writeOwner(dir string) error {
 	return nil
 }
 
-// procStartTime returns field 22 of /proc/<pid>/stat (start time in clock
-// ticks since boot), which with the pid identifies a process.
+// procStartTime returns the start time of pid (field 22 of /proc/<pid>/stat,
+// in clock ticks since boot) as a string, to tell a live owner from a reused pid.
 func procStartTime(pid int) (string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return "", err
 	}
-	// The command name (field 2) may contain spaces; it ends at the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return "", fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return "", fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	return f[19], nil // fields after ')' start at field 3; 22-3 = 19
+	return strconv.FormatUint(st.StartTicks, 10), nil
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/rdd-project/rdd/internal/mounts"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/mounts"
 
 	"github.com/docker/docker/api/types/container"
 )

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rdd-project/rdd/internal/proc"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/rdd-project/rdd/internal/paths"
@@ -100,20 +102,11 @@ func Alive(pid int) bool {
 // deadOrZombie reads the process state; a process reaped between the
 // signal check and the read is dead too.
 func deadOrZombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := proc.ReadStat(pid)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 		return true
 	}
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses and may
-	// itself contain spaces or parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	return b[i+2] == 'Z' || b[i+2] == 'X'
+	return err == nil && st.Dead()
 }
 
 // StartOptions configure Start.

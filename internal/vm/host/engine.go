@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rdd-project/rdd/internal/proc"
+
 	"github.com/rdd-project/rdd/internal/paths"
 )
 
@@ -164,7 +166,7 @@ func foreignDockerd(pidfile string) int {
 	if err != nil || strings.TrimSpace(string(comm)) != "dockerd" {
 		return 0
 	}
-	if st, err := readProcStat(pid); err != nil || st.dead() {
+	if st, err := proc.ReadStat(pid); err != nil || st.Dead() {
 		return 0
 	}
 	return pid

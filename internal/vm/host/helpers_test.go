@@ -3,7 +3,6 @@ package host
 import (
 	"bufio"
 	"context"
-	"github.com/rdd-project/rdd/internal/mounts"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/mounts"
 
 	"go.uber.org/zap/zaptest"
 

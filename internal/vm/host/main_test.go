@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdd-project/rdd/internal/proc"
+
 	"github.com/rdd-project/rdd/internal/paths"
 	"github.com/rdd-project/rdd/internal/vm"
 )
@@ -107,7 +109,7 @@ func TestSurvivesDaemonKill(t *testing.T) {
 		t.Fatalf("group %d still has %v after Stop", pgid, m)
 	}
 	if err := syscall.Kill(pid, 0); err == nil {
-		if st, err := readProcStat(pid); err == nil && !st.dead() {
+		if st, err := proc.ReadStat(pid); err == nil && !st.Dead() {
 			t.Fatalf("dockerd %d still runs after Stop", pid)
 		}
 	}

@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/proc"
 )
 
 // procRecord identifies one process of the machine. PID alone is not enough:
@@ -24,56 +25,14 @@ type procRecord struct {
 	Log        string `json:"log"` // the file that receives its stdout and stderr
 }
 
-// procStat is what rdd reads from /proc/<pid>/stat.
-type procStat struct {
-	State      byte   // field 3: R, S, D, Z, ...
-	PGID       int    // field 5
-	StartTicks uint64 // field 22
-}
-
-// readProcStat parses /proc/<pid>/stat. The comm field (2) is wrapped in
-// parentheses and may itself contain spaces and parentheses, so parsing starts
-// after the last ')'.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseProcStat(string(b))
-}
-
-func parseProcStat(s string) (procStat, error) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procStat{}, errors.New("malformed /proc stat: no ')'")
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3
-	if len(f) < 20 {
-		return procStat{}, fmt.Errorf("malformed /proc stat: %d fields after comm", len(f))
-	}
-	pgid, err := strconv.Atoi(f[5-3])
-	if err != nil {
-		return procStat{}, fmt.Errorf("malformed /proc stat pgrp %q: %w", f[5-3], err)
-	}
-	start, err := strconv.ParseUint(f[22-3], 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("malformed /proc stat starttime %q: %w", f[22-3], err)
-	}
-	return procStat{State: f[0][0], PGID: pgid, StartTicks: start}, nil
-}
-
-// dead reports whether a process in state st has exited (a zombie is dead: it
-// only waits to be reaped).
-func (st procStat) dead() bool { return st.State == 'Z' || st.State == 'X' || st.State == 'x' }
-
 // alive reports whether p still runs: its pid exists, is not a zombie and
 // started at the recorded time (so it is not a reused pid).
 func (p procRecord) alive() bool {
 	if p.PID <= 0 {
 		return false
 	}
-	st, err := readProcStat(p.PID)
-	return err == nil && !st.dead() && st.StartTicks == p.StartTicks
+	st, err := proc.ReadStat(p.PID)
+	return err == nil && !st.Dead() && st.StartTicks == p.StartTicks
 }
 
 // signal sends sig to p if p is still the recorded process.
@@ -99,8 +58,8 @@ func groupMembers(pgid int) []int {
 		if err != nil {
 			continue
 		}
-		st, err := readProcStat(pid)
-		if err == nil && st.PGID == pgid && !st.dead() {
+		st, err := proc.ReadStat(pid)
+		if err == nil && st.PGID == pgid && !st.Dead() {
 			pids = append(pids, pid)
 		}
 	}
@@ -156,7 +115,7 @@ func spawn(bin string, args []string, logPath string, pgid int) (*exec.Cmd, proc
 		return nil, procRecord{}, fmt.Errorf("start %s: %w", bin, err)
 	}
 	rec := procRecord{Name: filepath.Base(bin), PID: cmd.Process.Pid, Log: logPath}
-	st, err := readProcStat(rec.PID)
+	st, err := proc.ReadStat(rec.PID)
 	if err != nil {
 		// The child is unreaped, so /proc/<pid> exists unless procfs is missing.
 		_ = cmd.Process.Kill()

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rdd-project/rdd/internal/mounts"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/mounts"
 
 	"go.uber.org/zap"
 )
