@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/logfile"
 )
 
 // waitWriter collects writes and signals when its content contains a string.
@@ -68,7 +70,7 @@ func TestFollow(t *testing.T) {
 	w.waitFor(t, "one\ntwo\n")
 
 	// Rotation: the old file moves away and a new one starts.
-	if err := Rotate(path, false); err != nil {
+	if err := logfile.Rotate(path, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, []byte("three\n"), 0o600); err != nil {

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rdd-project/rdd/internal/logfile"
+
 	"github.com/rdd-project/rdd/internal/proc"
 
 	"golang.org/x/sys/unix"
@@ -168,12 +170,12 @@ func spawn(o StartOptions) (int, <-chan error, error) {
 	}
 	keepAll := getenv("RDD_KEEP_LOGS") != ""
 	title := getenv("RDD_LOG_TITLE")
-	stdout, err := OpenRotated(p.DaemonStdoutLog, keepAll, title)
+	stdout, err := logfile.Create(p.DaemonStdoutLog, keepAll, title)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer stdout.Close()
-	stderr, err := OpenRotated(p.DaemonStderrLog, keepAll, title)
+	stderr, err := logfile.Create(p.DaemonStderrLog, keepAll, title)
 	if err != nil {
 		return 0, nil, err
 	}

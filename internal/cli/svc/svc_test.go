@@ -273,57 +273,6 @@ func TestRunningPIDRemovesStalePIDFile(t *testing.T) {
 	}
 }
 
-func TestRotate(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "rdd.stderr.log")
-	write := func(name, content string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return "<missing>"
-		}
-		return string(b)
-	}
-	if err := Rotate(log, false); err != nil {
-		t.Fatalf("Rotate of a missing log: %v", err)
-	}
-	for i := range 7 {
-		write("rdd.stderr.log", strconv.Itoa(i))
-		if err := Rotate(log, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Runs 0..6 rotated: backups 1..5 hold 6..2; 0 and 1 were dropped.
-	for n, want := range map[int]string{1: "6", 2: "5", 5: "2", 6: "<missing>"} {
-		if got := read("rdd.stderr." + strconv.Itoa(n) + ".log"); got != want {
-			t.Errorf("backup %d = %q, want %q", n, got, want)
-		}
-	}
-	if got := read("rdd.stderr.log"); got != "<missing>" {
-		t.Errorf("active log still there after rotation: %q", got)
-	}
-	write("rdd.stderr.log", "7")
-	if err := Rotate(log, true); err != nil {
-		t.Fatal(err)
-	}
-	if got := read("rdd.stderr.6.log"); got != "2" {
-		t.Errorf("keepAll dropped a backup: backup 6 = %q", got)
-	}
-
-	f, err := OpenRotated(log, false, "title line")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if got := read("rdd.stderr.log"); got != "title line\n" {
-		t.Errorf("fresh log = %q, want the title", got)
-	}
-}
-
 func TestTail(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "log")
 	if got := Tail(f, 3); got != "" {

@@ -257,10 +257,6 @@ func (d *Driver) Start(ctx context.Context, cfg vm.Config) (vm.Info, error) {
 // group, waiting for each socket. The state file is rewritten after each
 // spawn, so a crash of rdd at any point leaves every process findable.
 func (d *Driver) spawnMachine(ctx context.Context, cfg vm.Config, ctrdBin, dockerdBin string) (state, map[int]*exec.Cmd, error) {
-	keep := defaultLogBackups
-	if d.opts.KeepLogs {
-		keep = -1
-	}
 	conf, err := d.l.containerdConfig(d.p.Name)
 	if err != nil {
 		return state{}, nil, fmt.Errorf("host: containerd config: %w", err)
@@ -268,7 +264,7 @@ func (d *Driver) spawnMachine(ctx context.Context, cfg vm.Config, ctrdBin, docke
 	if err := os.WriteFile(d.l.ctrdConfig, []byte(conf), 0o600); err != nil {
 		return state{}, nil, fmt.Errorf("host: write containerd config: %w", err)
 	}
-	if err := rotateLog(d.l.ctrdLog, keep, d.opts.LogTitle); err != nil {
+	if err := freshLog(d.l.ctrdLog, d.opts.KeepLogs, d.opts.LogTitle); err != nil {
 		return state{}, nil, fmt.Errorf("host: %w", err)
 	}
 	ctrdArgs := d.l.containerdArgs(nil)
@@ -278,7 +274,7 @@ func (d *Driver) spawnMachine(ctx context.Context, cfg vm.Config, ctrdBin, docke
 		if err := os.WriteFile(d.l.dockerConfig, []byte("{}\n"), 0o600); err != nil {
 			return state{}, nil, fmt.Errorf("host: write dockerd config: %w", err)
 		}
-		if err := rotateLog(d.l.dockerLog, keep, d.opts.LogTitle); err != nil {
+		if err := freshLog(d.l.dockerLog, d.opts.KeepLogs, d.opts.LogTitle); err != nil {
 			return state{}, nil, fmt.Errorf("host: %w", err)
 		}
 	}

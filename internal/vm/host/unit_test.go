@@ -217,37 +217,6 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 }
 
-func TestRotateLog(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "dockerd.log")
-	for i := range 8 {
-		if err := rotateLog(path, defaultLogBackups, ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte{byte('0' + i)}, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Now dockerd.log holds 7, .1 holds 6, ..., .5 holds 2; no .6.
-	for n, want := range map[int]string{1: "6", 5: "2"} {
-		if b, err := os.ReadFile(backupName(path, n)); err != nil || string(b) != want {
-			t.Errorf("%s = %q, %v; want %q", backupName(path, n), b, err, want)
-		}
-	}
-	if fileExists(backupName(path, 6)) {
-		t.Error("a sixth backup was kept")
-	}
-	if err := rotateLog(path, -1, "title line"); err != nil {
-		t.Fatal(err)
-	}
-	if !fileExists(backupName(path, 6)) {
-		t.Error("keep-all rotation dropped a backup")
-	}
-	if b, _ := os.ReadFile(path); string(b) != "title line\n" {
-		t.Errorf("new log = %q; want the title", b)
-	}
-}
-
 func TestTailLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.log")
 	var b strings.Builder
