@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rdd-project/rdd/internal/logfile"
+
 	"github.com/rdd-project/rdd/internal/proc"
 )
 
@@ -345,15 +347,11 @@ func (d *Daemon) Close() error {
 
 // LogTail returns the last n lines of dockerd's log.
 func (d *Daemon) LogTail(n int) string {
-	b, err := os.ReadFile(d.LogPath)
+	s, err := logfile.Tail(d.LogPath, n)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
+	return s
 }
 
 // writeOwner records this process (pid and start time) as the owner of dir,

@@ -72,3 +72,35 @@ func Create(path string, keepAll bool, title string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// tailWindow bounds how much of a log Tail reads: the end of a large log
+// is enough for an error message.
+const tailWindow = 64 << 10
+
+// Tail returns the last n lines of the log at path (at most its last 64 KiB),
+// without a trailing newline; "" for an empty file.
+func Tail(path string, n int) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	off := max(st.Size()-tailWindow, 0)
+	b, err := io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(b), "\n")
+	if s == "" {
+		return "", nil
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n"), nil
+}

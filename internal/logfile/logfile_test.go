@@ -97,3 +97,22 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+func TestTail(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "log")
+	if _, err := Tail(f, 3); !os.IsNotExist(err) {
+		t.Errorf("Tail of a missing file: %v", err)
+	}
+	if err := os.WriteFile(f, []byte("1\n2\n3\n4\n5\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Tail(f, 3); err != nil || got != "3\n4\n5" {
+		t.Errorf("Tail = %q, %v", got, err)
+	}
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Tail(f, 3); err != nil || got != "" {
+		t.Errorf("Tail of an empty log = %q, %v", got, err)
+	}
+}

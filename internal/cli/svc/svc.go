@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -244,33 +243,11 @@ func logHint(p paths.Paths) string {
 
 // Tail returns the last n lines of the file at path ("" when it is missing or empty).
 func Tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
+	s, err := logfile.Tail(path, n)
+	if err != nil || s == "" {
 		return ""
 	}
-	defer f.Close()
-	const maxTail = 64 << 10
-	st, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	off := max(st.Size()-maxTail, 0)
-	b, err := io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
-	if err != nil || len(b) == 0 {
-		return ""
-	}
-	lines := strings.SplitAfter(string(b), "\n")
-	if lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	s := strings.Join(lines, "")
-	if !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	return s
+	return s + "\n"
 }
 
 // Stop sends SIGINT to the daemon and polls every PollInterval until the
