@@ -477,8 +477,8 @@ type ConditionChange struct {
 
 // DiffConditions lists, in ConditionOrder, the conditions whose status,
 // reason, message or observedGeneration differ between prev and next, or
-// that exist in only one of them. `rdd replay` prints these, and `rdd set`
-// builds its progress lines from them.
+// that exist in only one of them. `rdd replay` prints the ones whose status,
+// reason or message changed (render.ChangedConditions).
 func DiffConditions(prev, next *Snapshot) []ConditionChange {
 	var out []ConditionChange
 	for _, t := range ConditionOrder {

@@ -104,17 +104,13 @@ func SameCondition(a, b events.Condition) bool {
 // ChangedConditions returns the conditions of after that are new or whose
 // status, reason or message differ from before, in after's order.
 func ChangedConditions(before, after []events.Condition) []events.Condition {
+	prev := events.Snapshot{Status: events.AppStatus{Conditions: before}}
+	next := events.Snapshot{Status: events.AppStatus{Conditions: after}}
 	var out []events.Condition
-	for _, c := range after {
-		changed := true
-		for _, b := range before {
-			if b.Type == c.Type {
-				changed = !SameCondition(b, c)
-				break
-			}
-		}
-		if changed {
-			out = append(out, c)
+	for _, ch := range events.DiffConditions(&prev, &next) {
+		// A change of observedGeneration alone is not news to a reader.
+		if ch.New != nil && (ch.Old == nil || !SameCondition(*ch.Old, *ch.New)) {
+			out = append(out, *ch.New)
 		}
 	}
 	return out
