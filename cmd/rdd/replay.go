@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -162,15 +161,19 @@ func (e *env) fetchEvents(ctx context.Context, to uint64) ([]events.Envelope, er
 // changed (possibly none).
 func replay(envs []events.Envelope, step func(ev events.Envelope, changed []events.Condition) error) (events.Snapshot, error) {
 	p := events.NewProjector()
+	// Snapshots are deep copies: take one per event only when step needs
+	// them, and reuse it as the next event's "before".
+	var before []events.Condition
 	for _, ev := range envs {
-		before := slices.Clone(p.Snapshot().Status.Conditions)
 		if err := p.Apply(ev); err != nil {
 			return events.Snapshot{}, fmt.Errorf("replay event %d (%s): %w", ev.Seq, ev.Type, err)
 		}
 		if step != nil {
-			if err := step(ev, render.ChangedConditions(before, p.Snapshot().Status.Conditions)); err != nil {
+			after := p.Snapshot().Status.Conditions
+			if err := step(ev, render.ChangedConditions(before, after)); err != nil {
 				return events.Snapshot{}, err
 			}
+			before = after
 		}
 	}
 	return p.Snapshot(), nil
