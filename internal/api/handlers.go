@@ -306,32 +306,36 @@ func writeBody(w http.ResponseWriter, status int, contentType string, b []byte) 
 
 // writeError answers an ErrorBody with status.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(ErrorBody{Error: msg, Code: code}) // cannot fail: two strings
+	writeErrorBody(w, status, ErrorBody{Error: msg, Code: code})
+}
+
+func writeErrorBody(w http.ResponseWriter, status int, body ErrorBody) {
+	b, _ := json.Marshal(body) // cannot fail: strings and a number
 	writeBody(w, status, ContentTypeJSON, b)
 }
 
-// errorCode classifies a Backend error: its code and message.
-func errorCode(err error) (code, msg string) {
+// errorBody classifies a Backend error: its code, message and resume seq.
+func errorBody(err error) ErrorBody {
 	var rej *RejectedError
 	var coded *Error
 	switch {
 	case errors.As(err, &rej):
-		return CodeRejected, rej.Message
+		return ErrorBody{Code: CodeRejected, Error: rej.Message}
 	case errors.As(err, &coded):
-		return coded.Code, coded.Message
+		return ErrorBody{Code: coded.Code, Error: coded.Message, ResumeSeq: coded.ResumeSeq}
 	}
-	return CodeInternal, err.Error()
+	return ErrorBody{Code: CodeInternal, Error: err.Error()}
 }
 
 // writeBackendError answers the status err calls for and logs internal errors.
 func (s *Server) writeBackendError(w http.ResponseWriter, r *http.Request, err error) {
-	code, msg := errorCode(err)
-	status := statusForCode(code)
+	body := errorBody(err)
+	status := statusForCode(body.Code)
 	if status == http.StatusInternalServerError {
-		code = CodeInternal
+		body.Code, body.ResumeSeq = CodeInternal, 0
 		if r.Context().Err() == nil { // not just a client that went away
 			s.log.Error("request failed", zap.String("method", r.Method), zap.String("uri", r.URL.RequestURI()), zap.Error(err))
 		}
 	}
-	writeError(w, status, code, msg)
+	writeErrorBody(w, status, body)
 }

@@ -181,30 +181,30 @@ func (st *stream) close() {
 // reader went away or the stream simply ended.
 func (st *stream) finish(r *http.Request, err error) {
 	st.close()
-	var code, msg string
+	var body ErrorBody
 	switch {
 	case st.werr != nil:
 		return // the reader stalled or went away: nobody to tell
 	case err == nil && st.ctx.Err() == nil:
 		return // the stream is complete
 	case stopping(r):
-		code, msg = CodeShuttingDown, "the rdd daemon is shutting down; reconnect when it is back"
+		body = ErrorBody{Code: CodeShuttingDown, Error: "the rdd daemon is shutting down; reconnect when it is back"}
 	case r.Context().Err() != nil, err == nil:
 		return // the reader went away
 	case errors.Is(err, ErrWatcherTooSlow):
-		code, msg = CodeTooSlow, "watch fell behind the daemon and was closed; reconnect with since=<last seq>"
+		body = ErrorBody{Code: CodeTooSlow, Error: "watch fell behind the daemon and was closed; reconnect with since=<last seq>"}
 	default:
-		code, msg = errorCode(err)
-		if statusForCode(code) == http.StatusInternalServerError {
-			code = CodeInternal
+		body = errorBody(err)
+		if statusForCode(body.Code) == http.StatusInternalServerError {
+			body.Code, body.ResumeSeq = CodeInternal, 0
 			st.s.log.Error("stream failed", zap.String("uri", r.URL.RequestURI()), zap.Error(err))
 		}
 	}
 	if !st.started {
-		writeError(st.w, statusForCode(code), code, msg)
+		writeErrorBody(st.w, statusForCode(body.Code), body)
 		return
 	}
-	b, _ := json.Marshal(ErrorBody{Error: msg, Code: code}) // cannot fail: two strings
+	b, _ := json.Marshal(body) // cannot fail: strings and a number
 	_ = st.rc.SetWriteDeadline(time.Now().Add(finalLineTimeout))
 	if _, err := st.w.Write(append(b, '\n')); err == nil {
 		_ = st.rc.Flush()

@@ -357,3 +357,60 @@ func TestEventsFollowEndsOnShutdown(t *testing.T) {
 		t.Fatalf("Events(follow) during shutdown = %v, want ShuttingDown", err)
 	}
 }
+
+// compactedBackend answers like a daemon whose retention policy removed the
+// events up to through: a read from below it is a Conflict naming the seq to
+// ask again from, before the stream starts or, when the log was compacted
+// while it was read, as the stream's last line.
+type compactedBackend struct {
+	*apitest.Backend
+	through uint64
+}
+
+func (b *compactedBackend) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
+	gone := &api.Error{Code: api.CodeConflict, Message: "events up to seq 5 were removed by the retention policy", ResumeSeq: b.through}
+	if q.Since < b.through && !q.Follow {
+		return gone
+	}
+	err := b.Backend.Events(ctx, api.EventQuery{Since: max(q.Since, b.through), Limit: 1}, fn)
+	if err != nil {
+		return err
+	}
+	return gone
+}
+
+func TestConflictCarriesResumeSeq(t *testing.T) {
+	b := apitest.NewBackend()
+	for range 8 {
+		b.Publish()
+	}
+	srv := apitest.Serve(t, &compactedBackend{Backend: b, through: 5}, api.ServerOptions{Version: "test"})
+	c := client.New(srv.Socket)
+	t.Cleanup(c.CloseIdleConnections)
+
+	status, _, body := do(t, srv.Socket, "GET", "/v1/events?since=2", nil)
+	if eb := wantErrorBody(t, status, body, 409, api.CodeConflict); eb.ResumeSeq != 5 {
+		t.Fatalf("409 body %s: resumeSeq %d, want 5", body, eb.ResumeSeq)
+	}
+	if !bytes.Contains(body, []byte(`"resumeSeq":5`)) {
+		t.Fatalf("409 body %s lacks the resumeSeq field", body)
+	}
+	err := c.Events(testCtx(t), api.EventQuery{Since: 2}, func([]byte, events.Envelope) error { return nil })
+	if seq, ok := client.ResumeSeq(err); !ok || seq != 5 {
+		t.Fatalf("client.ResumeSeq(%v) = %d, %v; want 5", err, seq, ok)
+	}
+
+	// After the 200: the last line carries it.
+	n := 0
+	err = c.Events(testCtx(t), api.EventQuery{Since: 2, Follow: true}, func([]byte, events.Envelope) error { n++; return nil })
+	if seq, ok := client.ResumeSeq(err); n != 1 || !ok || seq != 5 {
+		t.Fatalf("follow: %d events then %v (resume %d, %v); want 1 event then resumeSeq 5", n, err, seq, ok)
+	}
+
+	// Errors that carry no resume seq do not pretend to.
+	status, _, body = do(t, srv.Socket, "GET", "/v1/events?since=x", nil)
+	wantErrorBody(t, status, body, 400, api.CodeBadRequest)
+	if bytes.Contains(body, []byte("resumeSeq")) {
+		t.Fatalf("400 body %s has a resumeSeq", body)
+	}
+}

@@ -33,10 +33,16 @@ type SetResponse struct {
 	Spec any `json:"spec,omitempty"`
 }
 
-// ErrorBody is every error answer: {"error": "...", "code": "..."}.
+// ErrorBody is every error answer: {"error": "...", "code": "..."}, plus
+// "resumeSeq" when the answer names the seq to ask again from.
 type ErrorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// ResumeSeq is set on a Conflict about a read below the log's start
+	// (the retention policy removed those events): ask again with
+	// since=ResumeSeq. Clients read it here rather than from Error, whose
+	// wording is for people.
+	ResumeSeq uint64 `json:"resumeSeq,omitempty"`
 }
 
 // Error codes carried in ErrorBody.Code.

@@ -82,7 +82,10 @@ type EngineInventory interface {
 type Error struct {
 	Code    string
 	Message string
-	Err     error // the cause, if any; not sent
+	// ResumeSeq, when non-zero, is sent as ErrorBody.ResumeSeq: the seq a
+	// read below the start of a compacted log should ask again from.
+	ResumeSeq uint64
+	Err       error // the cause, if any; not sent
 }
 
 // Errorf returns an *Error with code and a formatted message; a %w verb in

@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -30,7 +28,7 @@ func TestRetentionPolicy(t *testing.T) {
 	td.waitFor("settled", settledAt(last.Generation))
 
 	// Controllers may still be appending (and compacting) while we read, so
-	// a client follows the "ask again with since=" hint until it gets through.
+	// a client follows the answer's resumeSeq until it gets through.
 	since, first := uint64(0), uint64(0)
 	for attempt := 0; ; attempt++ {
 		err := td.cli.Events(ctx, api.EventQuery{Since: since}, func(_ []byte, e events.Envelope) error {
@@ -46,11 +44,10 @@ func TestRetentionPolicy(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.Code != api.CodeConflict || !strings.Contains(apiErr.Message, "retention policy") {
 			t.Fatalf("events since %d after compaction: %v, want a Conflict naming the retention policy", since, err)
 		}
-		m := regexp.MustCompile(`since=(\d+)`).FindStringSubmatch(apiErr.Message)
-		if m == nil || attempt == 5 {
-			t.Fatalf("the message does not lead to the start of the log: %q", apiErr.Message)
+		if apiErr.ResumeSeq == 0 || attempt == 5 {
+			t.Fatalf("the answer does not lead to the start of the log: %+v", apiErr)
 		}
-		since, _ = strconv.ParseUint(m[1], 10, 64)
+		since = apiErr.ResumeSeq
 		first = 0
 	}
 	if since == 0 || first != since+1 {

@@ -358,7 +358,7 @@ func (w *writer) compactedError(since uint64) error {
 func (w *writer) retentionError(through uint64) error {
 	return &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf(
 		"events up to seq %d were removed by the retention policy (RDD_RETAIN_EVENTS=%d); the log now starts after seq %d: ask again with since=%d (rdd events --since %d)",
-		through, w.retain, through, through, through)}
+		through, w.retain, through, through, through), ResumeSeq: through}
 }
 
 // explainCompacted turns the store's report of a compacted read into the

@@ -48,6 +48,9 @@ type APIError struct {
 	Status  int
 	Code    string // api.Code…
 	Message string
+	// ResumeSeq is the answer's resumeSeq: on a Conflict, the log starts
+	// after it (older events were removed by the retention policy).
+	ResumeSeq uint64
 }
 
 func (e *APIError) Error() string {
@@ -66,6 +69,16 @@ func IsForbidden(err error) bool { return hasCode(err, api.CodeForbidden) }
 // IsTooSlow reports whether a watch was cut off because its reader fell
 // behind; reconnect with since = the last seq read.
 func IsTooSlow(err error) bool { return hasCode(err, api.CodeTooSlow) }
+
+// ResumeSeq returns the seq to ask again from when err says the read went
+// below the start of a compacted log (a Conflict carrying resumeSeq).
+func ResumeSeq(err error) (uint64, bool) {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.ResumeSeq > 0 {
+		return ae.ResumeSeq, true
+	}
+	return 0, false
+}
 
 // IsShuttingDown reports whether a stream ended because the daemon stops.
 func IsShuttingDown(err error) bool { return hasCode(err, api.CodeShuttingDown) }
@@ -89,7 +102,7 @@ func readAPIError(resp *http.Response) error {
 		}
 		return &APIError{Status: resp.StatusCode, Code: codeForStatus(resp.StatusCode), Message: "rdd daemon: " + msg}
 	}
-	return &APIError{Status: resp.StatusCode, Code: body.Code, Message: body.Error}
+	return &APIError{Status: resp.StatusCode, Code: body.Code, Message: body.Error, ResumeSeq: body.ResumeSeq}
 }
 
 func codeForStatus(status int) string {
@@ -124,5 +137,5 @@ func lineError(line []byte) error {
 	if err := json.Unmarshal(line, &body); err != nil {
 		return fmt.Errorf("rdd daemon sent a malformed error line: %w", err)
 	}
-	return &APIError{Code: body.Code, Message: body.Error}
+	return &APIError{Code: body.Code, Message: body.Error, ResumeSeq: body.ResumeSeq}
 }
