@@ -33,7 +33,7 @@ type waitOptions struct {
 const defaultWaitTimeout = 5 * time.Minute
 
 func addWaitFlags(cmd *cobra.Command, o *waitOptions) {
-	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "validate the change in the daemon without applying it (creates an absent App)")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "validate the change in the daemon and print what would change; writes nothing, not even an absent App")
 	cmd.Flags().BoolVar(&o.wait, "wait", true, "wait until the App is settled at the new generation")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", defaultWaitTimeout, "how long to wait; 0 means no limit")
 }
@@ -53,7 +53,11 @@ func newSetCommand(e *env) *cobra.Command {
 			is rejected (exit 3) and nothing is written. A value is split from
 			its property at the first "="; an empty value clears a string
 			property. When a property is given twice, the last one wins.
-			A wait that reaches --timeout exits 4.`) + propertiesHelp(),
+			A wait that reaches --timeout exits 4.
+
+			--dry-run validates the change and prints what it would change, then
+			exits without waiting. It writes nothing: an absent App stays absent
+			(the reference creates it, F17; rdd deliberately does not).`) + propertiesHelp(),
 		Example: example(`
 			rdd set running=true
 			rdd set kubernetes.enabled=true kubernetes.version=1.33

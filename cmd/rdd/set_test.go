@@ -138,3 +138,24 @@ func TestProgress(t *testing.T) {
 		t.Error("settledAt disagrees with the snapshots")
 	}
 }
+
+// A dry run never writes, not even the App's creation (decisions.md, F17
+// dropped on purpose): no help text may promise otherwise.
+func TestDryRunHelpSaysNothingIsWritten(t *testing.T) {
+	for _, name := range []string{"set", "start", "stop"} {
+		h := newHarness(t)
+		if code := h.run(name, "--help"); code != 0 {
+			t.Fatalf("%s --help = %d: %s", name, code, h.stderr)
+		}
+		help := h.stdout.String()
+		i := strings.Index(help, "      --dry-run ") // the Flags section
+		if i < 0 {
+			t.Fatalf("%s --help lists no --dry-run flag:\n%s", name, help)
+		}
+		flag := help[i:]
+		flag = flag[:strings.IndexByte(flag, '\n')]
+		if strings.Contains(strings.ToLower(help), "creates an absent") || !strings.Contains(flag, "writes nothing, not even an absent App") {
+			t.Errorf("%s --help describes --dry-run as %q", name, flag)
+		}
+	}
+}
