@@ -34,10 +34,17 @@ func newDaemonCommand(e *env) *cobra.Command {
 			RDD_VM_DRIVER=host rdd --instance test daemon`),
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch vmDriver {
-			case "host", "lima", "auto":
-			default:
-				return usageErrf("invalid --vm-driver %q: use host, lima or auto", vmDriver)
+			// Pass the flag only when it was given: the daemon then reads
+			// RDD_VM_DRIVER itself and records that, not --vm-driver, as
+			// the reason for its choice (DaemonStarted).
+			driverFlag := ""
+			if cmd.Flags().Changed("vm-driver") {
+				switch vmDriver {
+				case "host", "lima", "auto":
+				default:
+					return usageErrf("invalid --vm-driver %q: use host, lima or auto", vmDriver)
+				}
+				driverFlag = vmDriver
 			}
 			p, err := e.instance()
 			if err != nil {
@@ -49,10 +56,11 @@ func newDaemonCommand(e *env) *cobra.Command {
 			defer stop()
 			return daemon.Run(ctx, daemon.Options{
 				Paths:    p,
-				VMDriver: vmDriver,
+				VMDriver: driverFlag,
 				LogLevel: logLevel,
 				Version:  e.build.Version,
 				Getenv:   e.getenv,
+				Ready:    e.daemonReady,
 
 				RetainEvents: retainEvents,
 			})

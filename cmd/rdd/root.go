@@ -36,6 +36,9 @@ type env struct {
 	// startDaemon makes sure the daemon serves: the implicit start of App
 	// commands. nil means spawning this executable (startDaemonProcess).
 	startDaemon func(ctx context.Context) error
+	// daemonReady, if non-nil, is closed once `rdd daemon` serves (tests
+	// wait on it instead of polling the socket).
+	daemonReady chan<- struct{}
 }
 
 // instance returns the resolved paths, or why they could not be resolved.
