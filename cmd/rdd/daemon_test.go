@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/rdd-project/rdd/internal/api/client"
 )
@@ -23,27 +22,14 @@ func TestDaemonRecordsWhereTheDriverChoiceCameFrom(t *testing.T) {
 		t.Run(tc.reason, func(t *testing.T) {
 			h := newHarness(t)
 			h.env["RDD_VM_DRIVER"] = tc.env
-			ready := make(chan struct{})
-			h.e.daemonReady = ready
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			done := make(chan int, 1)
-			go func() { done <- execute(ctx, h.e, append([]string{"daemon"}, tc.args...), nil) }()
-			select {
-			case <-ready:
-			case code := <-done:
-				t.Fatalf("rdd daemon exited %d before serving: %s", code, h.stderr)
-			}
+			stop := h.startDaemon(tc.args...)
 			c := client.New(h.e.paths.Socket)
-			snap, err := c.Status(ctx)
+			snap, err := c.Status(context.Background())
 			c.CloseIdleConnections()
 			if err != nil {
 				t.Fatal(err)
 			}
-			cancel()
-			if code := <-done; code != 0 && code != 130 {
-				t.Errorf("rdd daemon exited %d after cancel: %s", code, h.stderr)
-			}
+			stop()
 			if d := snap.Daemon; d.VMDriver != "host" || d.VMDriverReason != tc.reason {
 				t.Fatalf("DaemonStarted recorded driver %q reason %q, want host, %q", d.VMDriver, d.VMDriverReason, tc.reason)
 			}

@@ -32,6 +32,16 @@ type fakeBackend struct {
 	set     func(api.SetRequest) (api.SetResponse, error)
 	sets    []api.SetRequest
 	deletes int
+	// compacted, when > 0, plays a retention policy that removed the
+	// events up to it: reads below it are a Conflict with resumeSeq, and
+	// SnapshotAt can rebuild nothing older than oldest (its oldest
+	// checkpoint). snapshotAts counts SnapshotAt calls.
+	compacted, oldest uint64
+	snapshotAts       int
+}
+
+func (b *fakeBackend) retentionError() error {
+	return &api.Error{Code: api.CodeConflict, Message: "removed by the retention policy", ResumeSeq: b.compacted}
 }
 
 var _ api.Backend = (*fakeBackend)(nil)
@@ -45,6 +55,10 @@ func (b *fakeBackend) Snapshot() events.Snapshot {
 func (b *fakeBackend) SnapshotAt(_ context.Context, at api.At) (events.Snapshot, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.snapshotAts++
+	if b.compacted > 0 && at.Seq > 0 && at.Seq < b.oldest {
+		return events.Snapshot{}, b.retentionError()
+	}
 	n := 0
 	for n < len(b.envs) && (at.Seq == 0 || b.envs[n].Seq <= at.Seq) && (at.Time.IsZero() || !b.envs[n].Time.After(at.Time)) {
 		n++
@@ -77,8 +91,11 @@ func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func(events.Sn
 
 func (b *fakeBackend) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
 	b.mu.Lock()
-	envs := b.envs
+	envs, compacted := b.envs, b.compacted
 	b.mu.Unlock()
+	if q.Since < compacted {
+		return b.retentionError()
+	}
 	n := 0
 	for _, e := range envs {
 		if e.Seq <= q.Since {

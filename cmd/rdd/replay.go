@@ -1,16 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rdd-project/rdd/internal/api"
+	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/cli/render"
 	"github.com/rdd-project/rdd/internal/events"
 )
@@ -28,7 +31,9 @@ func newReplayCommand(e *env) *cobra.Command {
 			Fold events, in order, into the snapshot they produce, exactly as the
 			daemon does. FILE holds events in the export format of rdd events -o
 			json ("-" reads standard input); this works with no daemon running.
-			Without FILE, the daemon's own log is replayed.
+			Without FILE, the daemon's own log is replayed; when its retention
+			policy (RDD_RETAIN_EVENTS) removed the oldest events, the replay
+			starts from the oldest snapshot the daemon can rebuild and says so.
 
 			--to SEQ stops after event SEQ. -o json prints the snapshot in the
 			same bytes as rdd status -o json. -o text prints each condition
@@ -43,14 +48,24 @@ func newReplayCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var envs []events.Envelope
+			var l daemonLog
 			if len(args) == 1 {
-				envs, err = e.readEventFile(args[0], to)
+				l.Envs, err = e.readEventFile(args[0], to)
 			} else {
-				envs, err = e.fetchEvents(cmd.Context(), to)
+				l, err = e.fetchLog(cmd.Context(), to)
 			}
 			if err != nil {
 				return err
+			}
+			if note := l.retentionNote(); note != "" {
+				// -o json prints the snapshot's bytes alone on stdout.
+				w := e.stdout
+				if f == render.JSON {
+					w = e.stderr
+				}
+				if _, err := fmt.Fprintf(w, "Note: %s.\n", note); err != nil {
+					return err
+				}
 			}
 			var step func(events.Envelope, []events.Condition) error
 			if f == render.Text {
@@ -63,14 +78,14 @@ func newReplayCommand(e *env) *cobra.Command {
 					return nil
 				}
 			}
-			s, err := replay(envs, step)
+			s, err := replay(l.Base, l.toFold(), step)
 			if err != nil {
 				return err
 			}
 			if f == render.JSON {
 				return render.WriteJSON(e.stdout, s)
 			}
-			if len(envs) > 0 {
+			if len(l.toFold()) > 0 {
 				fmt.Fprintln(e.stdout)
 			}
 			return render.StatusText(e.stdout, s, e.now())
@@ -132,18 +147,76 @@ func decodeEnvelopes(r io.Reader, to uint64) ([]events.Envelope, error) {
 // errStopEvents ends an event listing early; it never reaches the user.
 var errStopEvents = errors.New("stop listing events")
 
-// fetchEvents lists the daemon's events up to seq to (all when to is 0).
-func (e *env) fetchEvents(ctx context.Context, to uint64) ([]events.Envelope, error) {
+// daemonLog is what the daemon's log offers a replay: the events in order
+// and, when its retention policy removed the oldest ones, the snapshot the
+// remaining events fold onto.
+type daemonLog struct {
+	// Base is nil when Envs start at seq 1. Otherwise Envs are every event
+	// the daemon kept, from RemovedThrough+1, and only those after Base.Seq
+	// fold onto Base; the earlier ones still name spec changes and reasons.
+	Base *events.Snapshot
+	// RemovedThrough is the last seq the retention policy removed (0: none).
+	RemovedThrough uint64
+	Envs           []events.Envelope
+}
+
+// toFold returns the events that fold onto Base (all of them without one).
+func (l daemonLog) toFold() []events.Envelope {
+	if l.Base == nil {
+		return l.Envs
+	}
+	i, _ := slices.BinarySearchFunc(l.Envs, l.Base.Seq+1, func(e events.Envelope, seq uint64) int { return cmp.Compare(e.Seq, seq) })
+	return l.Envs[i:]
+}
+
+// retentionNote tells the reader that the history starts late, or is "".
+func (l daemonLog) retentionNote() string {
+	if l.Base == nil {
+		return ""
+	}
+	return fmt.Sprintf("events up to seq %d were removed by the daemon's retention policy (RDD_RETAIN_EVENTS); replayed from its snapshot at seq %d", l.RemovedThrough, l.Base.Seq)
+}
+
+// fetchLog reads the daemon's log up to seq to (all when to is 0). When the
+// retention policy compacted the log, it starts from the oldest snapshot the
+// daemon can still rebuild instead of failing on the removed events.
+func (e *env) fetchLog(ctx context.Context, to uint64) (daemonLog, error) {
 	c, err := e.client()
 	if err != nil {
-		return nil, err
+		return daemonLog{}, err
 	}
-	q := api.EventQuery{}
-	if to > 0 && to < 1<<31 {
-		q.Limit = int(to)
+	var l daemonLog
+	// A compaction can move the mark between our requests: each attempt
+	// starts over from the mark the daemon names.
+	for attempt := 0; ; attempt++ {
+		l.Envs, err = listEvents(ctx, c, l.RemovedThrough, to)
+		through, compacted := client.ResumeSeq(err)
+		if !compacted || attempt == 3 {
+			if err != nil {
+				return daemonLog{}, err
+			}
+			return l, nil
+		}
+		base, err := oldestSnapshot(ctx, c, through)
+		if err != nil {
+			return daemonLog{}, err
+		}
+		if to > 0 && to < base.Seq {
+			return daemonLog{}, fmt.Errorf("events up to seq %d were removed by the daemon's retention policy (RDD_RETAIN_EVENTS) and the oldest state it can rebuild is at seq %d: use --to %d or later, or replay an export taken before the compaction", through, base.Seq, base.Seq)
+		}
+		l.Base, l.RemovedThrough = &base, through
+	}
+}
+
+// listEvents lists the daemon's events after since, up to seq to (all when
+// to is 0).
+func listEvents(ctx context.Context, c *client.Client, since, to uint64) ([]events.Envelope, error) {
+	q := api.EventQuery{Since: since}
+	if to > since && to-since < 1<<31 {
+		q.Limit = int(to - since)
 	}
 	var envs []events.Envelope
-	err = c.Events(ctx, q, func(_ []byte, ev events.Envelope) error {
+	err := c.Events(ctx, q, func(_ []byte, ev events.Envelope) error {
 		if to > 0 && ev.Seq > to {
 			return errStopEvents
 		}
@@ -156,14 +229,47 @@ func (e *env) fetchEvents(ctx context.Context, to uint64) ([]events.Envelope, er
 	return envs, nil
 }
 
-// replay folds envs with a fresh projector. step, when non-nil, is called
-// after each event with the conditions whose status, reason or message it
-// changed (possibly none).
-func replay(envs []events.Envelope, step func(ev events.Envelope, changed []events.Condition) error) (events.Snapshot, error) {
-	p := events.NewProjector()
+// oldestSnapshot returns the oldest snapshot the daemon can rebuild in a log
+// compacted through seq through. The API names no checkpoint, but the daemon
+// rebuilds a past snapshot from the nearest checkpoint at or before it (or
+// from its ring of recent ones), and compaction drops every checkpoint below
+// the mark: the seqs it can rebuild are a suffix of the log, so a binary
+// search over status?at= finds the oldest in a few requests.
+func oldestSnapshot(ctx context.Context, c *client.Client, through uint64) (events.Snapshot, error) {
+	best, err := c.Status(ctx)
+	if err != nil {
+		return events.Snapshot{}, err
+	}
+	lo, hi := through, best.Seq // hi can be rebuilt; below lo nothing can
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		s, err := c.StatusAt(ctx, api.At{Seq: mid})
+		if _, gone := client.ResumeSeq(err); gone {
+			lo = mid + 1
+			continue
+		}
+		if err != nil {
+			return events.Snapshot{}, err
+		}
+		best, hi = s, mid
+	}
+	return best, nil
+}
+
+// replay folds envs onto base (a fresh projector when base is nil). step,
+// when non-nil, is called after each event with the conditions whose status,
+// reason or message it changed (possibly none).
+func replay(base *events.Snapshot, envs []events.Envelope, step func(ev events.Envelope, changed []events.Condition) error) (events.Snapshot, error) {
+	p, err := projectorFrom(base)
+	if err != nil {
+		return events.Snapshot{}, err
+	}
 	// Snapshots are deep copies: take one per event only when step needs
 	// them, and reuse it as the next event's "before".
 	var before []events.Condition
+	if base != nil && step != nil {
+		before = p.Snapshot().Status.Conditions
+	}
 	for _, ev := range envs {
 		if err := p.Apply(ev); err != nil {
 			return events.Snapshot{}, fmt.Errorf("replay event %d (%s): %w", ev.Seq, ev.Type, err)
@@ -177,4 +283,15 @@ func replay(envs []events.Envelope, step func(ev events.Envelope, changed []even
 		}
 	}
 	return p.Snapshot(), nil
+}
+
+// projectorFrom returns a projector holding base, or a fresh one.
+func projectorFrom(base *events.Snapshot) (*events.Projector, error) {
+	p := events.NewProjector()
+	if base != nil {
+		if err := p.Restore(*base); err != nil {
+			return nil, fmt.Errorf("restore the daemon's snapshot at seq %d: %w", base.Seq, err)
+		}
+	}
+	return p, nil
 }

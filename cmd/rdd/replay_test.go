@@ -90,7 +90,7 @@ func TestReplayBadInput(t *testing.T) {
 func TestWhy(t *testing.T) {
 	envs := loadEvents(t, "start.ndjson")
 	now := envs[len(envs)-1].Time.Add(2 * time.Minute)
-	r, err := explain(envs, events.CondRunning, now)
+	r, err := explain(daemonLog{Envs: envs}, events.CondRunning, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,4 +108,88 @@ func TestWhy(t *testing.T) {
 		t.Fatalf("why running = %d: %s", code, h.stderr)
 	}
 	golden(t, "replay/why-running.golden", h.stdout.String())
+}
+
+// After the daemon's retention policy compacted its log, replay and why
+// start from the oldest snapshot the daemon can rebuild, say so, and still
+// end at the live snapshot.
+func TestReplayAndWhyAfterRetention(t *testing.T) {
+	retained := func(t *testing.T, compacted, oldest uint64) (*harness, *fakeBackend) {
+		h := newHarness(t)
+		b := logBackend(t, "start.ndjson")
+		b.compacted, b.oldest = compacted, oldest
+		h.serve(b)
+		return h, b
+	}
+	h, b := retained(t, 5, 8)
+	if code := h.run("status", "-o", "json"); code != 0 {
+		t.Fatal(code)
+	}
+	status := h.stdout.String()
+	h.reset()
+	if code := h.run("replay", "-o", "json"); code != 0 || h.stdout.String() != status {
+		t.Fatalf("replay -o json of a compacted log = %d:\n%s\nwant rdd status -o json:\n%s\nstderr: %s", code, h.stdout, status, h.stderr)
+	}
+	const note = "Note: events up to seq 5 were removed by the daemon's retention policy (RDD_RETAIN_EVENTS); replayed from its snapshot at seq 8.\n"
+	if h.stderr.String() != note {
+		t.Errorf("replay -o json: stderr %q, want %q", h.stderr, note)
+	}
+	// The oldest rebuildable seq is found by bisection, not seq by seq.
+	if b.snapshotAts > 5 {
+		t.Errorf("replay asked for %d past snapshots of a 14-event log", b.snapshotAts)
+	}
+
+	h.reset()
+	if code := h.run("replay"); code != 0 {
+		t.Fatalf("replay = %d: %s", code, h.stderr)
+	}
+	golden(t, "replay/start-retained.text.golden", h.stdout.String())
+
+	h.reset()
+	if code := h.run("replay", "--to", "7"); code != 1 || !strings.Contains(h.stderr.String(), "use --to 8 or later") {
+		t.Errorf("replay --to 7 below the oldest snapshot = %d: %s", code, h.stderr)
+	}
+	h.reset()
+	if code := h.run("replay", "--to", "10", "-o", "json"); code != 0 {
+		t.Fatalf("replay --to 10 = %d: %s", code, h.stderr)
+	}
+	want, err := events.Replay(loadEvents(t, "start.ndjson")[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.stdout.String(); got != string(mustJSON(t, want))+"\n" {
+		t.Errorf("replay --to 10 of a compacted log:\n%s\nwant the fold of seq 1..10:\n%s", got, mustJSON(t, want))
+	}
+
+	// The spec change (seq 8) and the reason's event (seq 10) are kept.
+	envs := loadEvents(t, "start.ndjson")
+	now := envs[len(envs)-1].Time.Add(2 * time.Minute)
+	h.e.now = func() time.Time { return now }
+	h.reset()
+	if code := h.run("why", "running"); code != 0 {
+		t.Fatalf("why running = %d: %s", code, h.stderr)
+	}
+	golden(t, "replay/why-running-retained.golden", h.stdout.String())
+
+	// Both removed: the answer says so instead of "no spec change".
+	h, _ = retained(t, 11, 12)
+	h.e.now = func() time.Time { return now }
+	if code := h.run("why", "running"); code != 0 {
+		t.Fatalf("why running = %d: %s", code, h.stderr)
+	}
+	out := h.stdout.String()
+	for _, s := range []string{
+		"Reason Started was set by seq 10, which the retention policy removed.",
+		"The spec change it answers was removed by the retention policy.",
+		"replayed from its snapshot at seq 12.",
+		"Time in each reason since seq 12:",
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("why running with seqs 1..11 removed lacks %q:\n%s", s, out)
+		}
+	}
+	h.reset()
+	if code := h.run("why", "running", "-o", "json"); code != 0 || !strings.Contains(h.stdout.String(), `"retention":{"removedThrough":11,"replayedFrom":12}`) {
+		t.Errorf("why -o json = %d: %s", code, h.stdout)
+	}
 }

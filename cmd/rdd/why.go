@@ -23,7 +23,9 @@ func newWhyCommand(e *env) *cobra.Command {
 			KubernetesReady or Settled): its status and reason now, the event that
 			set that reason, the spec change that event answers, and how long the
 			condition spent in each reason since that spec change. It replays the
-			daemon's event log, so it needs a running daemon.`),
+			daemon's event log, so it needs a running daemon. When the daemon's
+			retention policy removed the oldest events, the history starts at the
+			oldest snapshot the daemon can rebuild, and the answer says so.`),
 		Example: example(`
 			rdd why Settled
 			rdd why kubernetesready -o json`),
@@ -38,11 +40,11 @@ func newWhyCommand(e *env) *cobra.Command {
 			if err != nil {
 				return usageErr(err)
 			}
-			envs, err := e.fetchEvents(cmd.Context(), 0)
+			l, err := e.fetchLog(cmd.Context(), 0)
 			if err != nil {
 				return err
 			}
-			r, err := explain(envs, t, e.now())
+			r, err := explain(l, t, e.now())
 			if err != nil {
 				return err
 			}
@@ -85,6 +87,15 @@ type whyReport struct {
 	// Since is the seq from which Reasons are counted.
 	Since   uint64       `json:"since"`
 	Reasons []reasonTime `json:"reasons"`
+	// Retention is set when the daemon's retention policy removed the
+	// oldest events: the history starts at ReplayedFrom.
+	Retention *retentionInfo `json:"retention,omitempty"`
+}
+
+// retentionInfo says where a history cut by the retention policy starts.
+type retentionInfo struct {
+	RemovedThrough uint64 `json:"removedThrough"`
+	ReplayedFrom   uint64 `json:"replayedFrom"`
 }
 
 // reasonTime is the total time the condition spent with one reason.
@@ -94,26 +105,44 @@ type reasonTime struct {
 	Current  bool          `json:"current,omitempty"`
 }
 
-// explain replays envs and builds the report for condition t; now ends the
+// explain replays l and builds the report for condition t; now ends the
 // current reason's time.
-func explain(envs []events.Envelope, t events.ConditionType, now time.Time) (whyReport, error) {
+func explain(l daemonLog, t events.ConditionType, now time.Time) (whyReport, error) {
 	type point struct {
 		seq    uint64
 		time   time.Time
 		reason string
 	}
-	timeline := make([]point, 0, len(envs))
-	p := events.NewProjector()
-	for _, ev := range envs {
+	envs := l.Envs
+	p, err := projectorFrom(l.Base)
+	if err != nil {
+		return whyReport{}, err
+	}
+	reasonNow := func() string {
+		snap := p.Snapshot()
+		if c, ok := snap.Condition(t); ok {
+			return c.Reason
+		}
+		return "(absent)"
+	}
+	fold := l.toFold()
+	timeline := make([]point, 0, len(fold)+1)
+	if l.Base != nil {
+		// When the base reason began went with the removed events: count
+		// it from the base's own event, else from the first one folded.
+		at := now
+		if kept := len(envs) - len(fold); kept > 0 {
+			at = envs[kept-1].Time
+		} else if len(fold) > 0 {
+			at = fold[0].Time
+		}
+		timeline = append(timeline, point{seq: l.Base.Seq, time: at, reason: reasonNow()})
+	}
+	for _, ev := range fold {
 		if err := p.Apply(ev); err != nil {
 			return whyReport{}, fmt.Errorf("replay event %d (%s): %w", ev.Seq, ev.Type, err)
 		}
-		pt := point{seq: ev.Seq, time: ev.Time, reason: "(absent)"}
-		snap := p.Snapshot()
-		if c, ok := snap.Condition(t); ok {
-			pt.reason = c.Reason
-		}
-		timeline = append(timeline, pt)
+		timeline = append(timeline, point{seq: ev.Seq, time: ev.Time, reason: reasonNow()})
 	}
 	s := p.Snapshot()
 	if !s.Exists {
@@ -124,6 +153,9 @@ func explain(envs []events.Envelope, t events.ConditionType, now time.Time) (why
 		return whyReport{}, fmt.Errorf("the App has no %s condition yet (seq %d)", t, s.Seq)
 	}
 	r := whyReport{Condition: c, Generation: s.Generation}
+	if l.Base != nil {
+		r.Retention = &retentionInfo{RemovedThrough: l.RemovedThrough, ReplayedFrom: l.Base.Seq}
+	}
 	limit := c.ReasonSeq
 	if limit == 0 {
 		limit = s.Seq
@@ -137,10 +169,14 @@ func explain(envs []events.Envelope, t events.ConditionType, now time.Time) (why
 			r.SpecChange = ev
 		}
 	}
-	if r.SpecChange != nil {
+	switch {
+	case r.SpecChange != nil:
 		r.Since = r.SpecChange.Seq
-	} else if len(envs) > 0 {
+	case len(envs) > 0:
 		r.Since = envs[0].Seq
+	}
+	if l.Base != nil {
+		r.Since = max(r.Since, l.Base.Seq) // nothing before the base folds
 	}
 	// Sum the time in each reason from Since to now, in order of first appearance.
 	idx := map[string]int{}
@@ -182,13 +218,23 @@ func (r whyReport) writeText(w io.Writer, now time.Time) error {
 		fmt.Fprintf(&b, ", status since %s (%s ago)", c.LastTransitionTime.UTC().Format(render.TimeFormat), render.Age(now.Sub(c.LastTransitionTime)))
 	}
 	fmt.Fprintf(&b, "\n  message: %s\n  observedGeneration: %d (App generation %d)\n", c.Message, c.ObservedGeneration, r.Generation)
-	if r.ReasonEvent != nil {
+	gone := r.Retention != nil
+	switch {
+	case r.ReasonEvent != nil:
 		fmt.Fprintf(&b, "Reason %s was set by:\n  %s\n", c.Reason, render.EventLine(*r.ReasonEvent))
+	case gone && c.ReasonSeq > 0 && c.ReasonSeq <= r.Retention.RemovedThrough:
+		fmt.Fprintf(&b, "Reason %s was set by seq %d, which the retention policy removed.\n", c.Reason, c.ReasonSeq)
 	}
-	if r.SpecChange != nil {
+	switch {
+	case r.SpecChange != nil:
 		fmt.Fprintf(&b, "It answers the spec change:\n  %s\n", render.EventLine(*r.SpecChange))
-	} else {
+	case gone:
+		b.WriteString("The spec change it answers was removed by the retention policy.\n")
+	default:
 		b.WriteString("No spec change precedes it.\n")
+	}
+	if gone {
+		fmt.Fprintf(&b, "Note: events up to seq %d were removed by the daemon's retention policy (RDD_RETAIN_EVENTS); replayed from its snapshot at seq %d.\n", r.Retention.RemovedThrough, r.Retention.ReplayedFrom)
 	}
 	fmt.Fprintf(&b, "Time in each reason since seq %d:\n", r.Since)
 	rows := make([][]string, 0, len(r.Reasons))
