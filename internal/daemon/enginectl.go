@@ -119,21 +119,21 @@ func (c *engineController) step(ctx context.Context) (bool, error) {
 			c.removeContext(ctx) // a backend switch removes the context (§7.4)
 		}
 		if state != events.EngineStopped && state != events.EngineNotApplicable {
-			return true, c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Facts: events.Facts{}})
+			return true, c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
 		}
 		if state == events.EngineStopped {
-			return true, c.m.Fire(ctx, fsm.EngineNotApplicable, fsm.Change{Generation: gen})
+			return true, c.m.Fire(ctx, fsm.EngineNotApplicable, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
 		}
 	case exists && vmRunning && moby:
 		if c.watcherRunning() {
 			if state == events.EngineConnected && st.ObservedGeneration < gen {
-				return true, c.m.Observe(ctx, gen, nil)
+				return true, c.m.Observe(ctx, gen, events.FactsPatch{})
 			}
 			return false, nil
 		}
 		c.startWatcher(ctx)
 		if c.m.Can(fsm.EngineConnect) {
-			return true, c.m.Fire(ctx, fsm.EngineConnect, fsm.Change{Generation: gen, Message: "Connecting to " + c.dockerHost()})
+			return true, c.m.Fire(ctx, fsm.EngineConnect, fsm.Change{Generation: gen, Message: "Connecting to " + c.dockerHost(), Facts: events.ReplaceFacts(events.Facts{})})
 		}
 		return false, nil
 	default:
@@ -142,11 +142,11 @@ func (c *engineController) step(ctx context.Context) (bool, error) {
 			c.removeContext(ctx)
 		}
 		if state != events.EngineStopped {
-			return true, c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Facts: events.Facts{}})
+			return true, c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
 		}
 	}
 	if exists && st.ObservedGeneration < gen {
-		return true, c.m.Observe(ctx, gen, nil)
+		return true, c.m.Observe(ctx, gen, events.FactsPatch{})
 	}
 	return false, nil
 }
@@ -163,9 +163,9 @@ func (c *engineController) onPhase(ctx context.Context, ph engine.Phase) {
 	switch ph.State {
 	case engine.PhaseConnected:
 		if state == events.EngineConnected {
-			err = c.m.Observe(ctx, gen, &facts)
+			err = c.m.Observe(ctx, gen, events.ReplaceFacts(facts))
 		} else {
-			err = c.m.Fire(ctx, fsm.EngineConnected, fsm.Change{Generation: gen, Message: "Container engine synced", Facts: facts})
+			err = c.m.Fire(ctx, fsm.EngineConnected, fsm.Change{Generation: gen, Message: "Container engine synced", Facts: events.ReplaceFacts(facts)})
 		}
 		if err == nil && !c.switched {
 			c.switched = true
@@ -175,11 +175,11 @@ func (c *engineController) onPhase(ctx context.Context, ph engine.Phase) {
 		}
 	case engine.PhaseConnectFailed:
 		if state != events.EngineConnectFailed && c.m.Can(fsm.EngineConnectFailed) {
-			err = c.m.Fire(ctx, fsm.EngineConnectFailed, fsm.Change{Generation: gen, Message: phaseMessage(ph)})
+			err = c.m.Fire(ctx, fsm.EngineConnectFailed, fsm.Change{Generation: gen, Message: phaseMessage(ph), Facts: events.ReplaceFacts(events.Facts{})})
 		}
 	case engine.PhaseDisconnected:
 		if state == events.EngineConnected {
-			err = c.m.Fire(ctx, fsm.EngineDisconnected, fsm.Change{Generation: gen, Message: phaseMessage(ph)})
+			err = c.m.Fire(ctx, fsm.EngineDisconnected, fsm.Change{Generation: gen, Message: phaseMessage(ph), Facts: events.ReplaceFacts(events.Facts{})})
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -256,7 +256,7 @@ func (c *engineController) shutdown(ctx context.Context) {
 	}
 	c.removeContext(ctx)
 	gen := stampGen(c.w.Snapshot())
-	if err := c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Message: "Container engine stopped because the daemon stops"}); err != nil {
+	if err := c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Message: "Container engine stopped because the daemon stops", Facts: events.ReplaceFacts(events.Facts{})}); err != nil {
 		c.logger.Warn("record engine stop", zap.Error(err))
 	}
 }

@@ -74,27 +74,27 @@ func (c *kubeController) step(ctx context.Context) (bool, error) {
 	switch {
 	case !snap.Spec.Kubernetes.Enabled:
 		if c.k3s.Can(fsm.K3sDisable) {
-			return true, c.k3s.Fire(ctx, fsm.K3sDisable, fsm.Change{Generation: gen})
+			return true, c.k3s.Fire(ctx, fsm.K3sDisable, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
 		}
 	case !vmRunning:
 		if c.k3s.Can(fsm.K3sVMDown) {
-			return true, c.k3s.Fire(ctx, fsm.K3sVMDown, fsm.Change{Generation: gen})
+			return true, c.k3s.Fire(ctx, fsm.K3sVMDown, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
 		}
 	default:
 		if c.k3s.Can(fsm.K3sProbe) {
 			// Say what is awaited: until probing is wired in, nothing will
 			// come, and a user waiting on `rdd set` deserves to know why.
 			msg := "Waiting for k3s API server (waiting for its kubeconfig at " + c.k3sConfig + "; this rdd does not start k3s yet)"
-			return true, c.k3s.Fire(ctx, fsm.K3sProbe, fsm.Change{Generation: gen, Message: msg})
+			return true, c.k3s.Fire(ctx, fsm.K3sProbe, fsm.Change{Generation: gen, Message: msg, Facts: events.ReplaceFacts(events.Facts{})})
 		}
 	}
 	// The kubeconfig has nothing published on these paths; it only confirms
 	// it has seen the generation, which KubernetesReady's staleness gate reads.
 	if c.kcfg.Current() == string(events.KubeconfigAbsent) && kc.ObservedGeneration < gen {
-		return true, c.kcfg.Observe(ctx, gen, nil)
+		return true, c.kcfg.Observe(ctx, gen, events.FactsPatch{})
 	}
 	if k.ObservedGeneration < gen {
-		return true, c.k3s.Observe(ctx, gen, nil)
+		return true, c.k3s.Observe(ctx, gen, events.FactsPatch{})
 	}
 	return false, nil
 }

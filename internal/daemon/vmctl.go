@@ -92,12 +92,12 @@ func (c *vmController) recover(ctx context.Context, snap events.Snapshot) error 
 	case believed == events.VMRunning && info.Phase == vm.PhaseRunning:
 		return nil
 	case believed == events.VMRunning:
-		return c.m.Fire(ctx, fsm.VMCrashed, fsm.Change{Generation: st.ObservedGeneration, Message: rec.Message, Facts: st.Facts})
+		return c.m.Fire(ctx, fsm.VMCrashed, fsm.Change{Generation: st.ObservedGeneration, Message: rec.Message, Facts: events.ReplaceFacts(st.Facts)})
 	case info.Phase != vm.PhaseRunning && (believed == events.VMStopped || believed == events.VMCreateFailed ||
 		believed == events.VMStartFailed || believed == events.VMStopFailed):
 		return nil
 	case c.m.Can(fsm.VMReconcile):
-		return c.m.Fire(ctx, fsm.VMReconcile, fsm.Change{Generation: st.ObservedGeneration, Message: rec.Message, Facts: st.Facts})
+		return c.m.Fire(ctx, fsm.VMReconcile, fsm.Change{Generation: st.ObservedGeneration, Message: rec.Message, Facts: events.ReplaceFacts(st.Facts)})
 	}
 	return nil
 }
@@ -150,7 +150,7 @@ func (c *vmController) onExit(ctx context.Context) {
 		c.crashBackoff = 0
 	}
 	c.logger.Warn("engine process exited", zap.Int("pid", pid))
-	if err := c.m.Fire(ctx, fsm.VMCrashed, fsm.Change{Generation: st.ObservedGeneration, Message: msg, Facts: st.Facts}); err != nil {
+	if err := c.m.Fire(ctx, fsm.VMCrashed, fsm.Change{Generation: st.ObservedGeneration, Message: msg, Facts: events.ReplaceFacts(st.Facts)}); err != nil {
 		c.logger.Error("record crash", zap.Error(err))
 	}
 	// The delay counts from the recorded crash, as the message says.
@@ -203,7 +203,7 @@ func (c *vmController) step(ctx context.Context) (moved bool, err error) {
 		case events.VMAbsent:
 			return false, nil
 		case events.VMRunning, events.VMStarting:
-			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: st.ObservedGeneration, Message: "Stopping before the App is deleted", Facts: facts})
+			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: st.ObservedGeneration, Message: "Stopping before the App is deleted", Facts: events.ReplaceFacts(facts)})
 		case events.VMStopping:
 			return true, c.stop(ctx, st.ObservedGeneration, facts, c.noun+" stopped successfully")
 		case events.VMDeleting:
@@ -212,7 +212,7 @@ func (c *vmController) step(ctx context.Context) (moved bool, err error) {
 			return true, c.reconcile(ctx, st.ObservedGeneration, false, facts)
 		default:
 			if c.m.Can(fsm.VMDelete) {
-				return true, c.m.Fire(ctx, fsm.VMDelete, fsm.Change{Generation: st.ObservedGeneration, Facts: facts})
+				return true, c.m.Fire(ctx, fsm.VMDelete, fsm.Change{Generation: st.ObservedGeneration, Facts: events.ReplaceFacts(facts)})
 			}
 			return false, nil
 		}
@@ -224,32 +224,32 @@ func (c *vmController) step(ctx context.Context) (moved bool, err error) {
 
 	switch state {
 	case events.VMAbsent:
-		return true, c.m.Fire(ctx, fsm.VMCreate, fsm.Change{Generation: gen})
+		return true, c.m.Fire(ctx, fsm.VMCreate, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
 	case events.VMCreateFailed:
 		if !c.retryDue() {
 			return false, nil
 		}
-		return true, c.m.Fire(ctx, fsm.VMCreate, fsm.Change{Generation: gen})
+		return true, c.m.Fire(ctx, fsm.VMCreate, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
 	case events.VMCreating:
 		adopted, err := c.drv.Create(ctx)
 		if err != nil {
 			c.scheduleRetry()
-			return true, c.m.Fire(ctx, fsm.VMCreateFailed, fsm.Change{Generation: gen, Message: err.Error()})
+			return true, c.m.Fire(ctx, fsm.VMCreateFailed, fsm.Change{Generation: gen, Message: err.Error(), Facts: events.ReplaceFacts(events.Facts{})})
 		}
 		c.backoff = 0
 		msg := c.noun + " created successfully"
 		if adopted {
 			msg = c.noun + " exists"
 		}
-		return true, c.m.Fire(ctx, fsm.VMCreated, fsm.Change{Generation: gen, Message: msg, Facts: events.Facts{TemplateHash: hash, RestartCount: facts.RestartCount}})
+		return true, c.m.Fire(ctx, fsm.VMCreated, fsm.Change{Generation: gen, Message: msg, Facts: events.ReplaceFacts(events.Facts{TemplateHash: hash, RestartCount: facts.RestartCount})})
 	case events.VMStopped:
 		if desired {
-			return true, c.m.Fire(ctx, fsm.VMStart, fsm.Change{Generation: gen, Message: c.noun + " is starting", Facts: withHash(facts, hash)})
+			return true, c.m.Fire(ctx, fsm.VMStart, fsm.Change{Generation: gen, Message: c.noun + " is starting", Facts: events.ReplaceFacts(withHash(facts, hash))})
 		}
 		// A stopped machine takes a new configuration at once, without a boot.
 		if facts.TemplateHash != hash || st.ObservedGeneration < gen {
 			f := withHash(facts, hash)
-			return true, c.m.Observe(ctx, gen, &f)
+			return true, c.m.Observe(ctx, gen, events.ReplaceFacts(f))
 		}
 		return false, nil
 	case events.VMStarting:
@@ -259,15 +259,15 @@ func (c *vmController) step(ctx context.Context) (moved bool, err error) {
 		return true, c.start(ctx, gen, cfg, facts)
 	case events.VMRunning:
 		if !desired {
-			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: gen, Message: c.noun + " is stopping", Facts: facts})
+			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: gen, Message: c.noun + " is stopping", Facts: events.ReplaceFacts(facts)})
 		}
 		if facts.TemplateHash != hash {
 			// Restart for a configuration change: keep the old hash until the
 			// new start, so Settled says ApplyingTemplate throughout (F12).
-			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: gen, Message: "Stopping to apply the configuration change", Facts: facts})
+			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: gen, Message: "Stopping to apply the configuration change", Facts: events.ReplaceFacts(facts)})
 		}
 		if st.ObservedGeneration < gen {
-			return true, c.m.Observe(ctx, gen, nil)
+			return true, c.m.Observe(ctx, gen, events.FactsPatch{})
 		}
 		return false, nil
 	case events.VMStopping:
@@ -278,18 +278,18 @@ func (c *vmController) step(ctx context.Context) (moved bool, err error) {
 		return true, c.stop(ctx, gen, facts, msg)
 	case events.VMStartFailed:
 		if !desired {
-			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: gen, Facts: facts})
+			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(facts)})
 		}
 		if st.ObservedGeneration < gen || c.retryDue() {
-			return true, c.m.Fire(ctx, fsm.VMStart, fsm.Change{Generation: gen, Message: c.noun + " is starting", Facts: withHash(facts, hash)})
+			return true, c.m.Fire(ctx, fsm.VMStart, fsm.Change{Generation: gen, Message: c.noun + " is starting", Facts: events.ReplaceFacts(withHash(facts, hash))})
 		}
 		return false, nil
 	case events.VMStopFailed:
 		if st.ObservedGeneration < gen || c.retryDue() {
 			if desired {
-				return true, c.m.Fire(ctx, fsm.VMStart, fsm.Change{Generation: gen, Message: c.noun + " is starting", Facts: withHash(facts, hash)})
+				return true, c.m.Fire(ctx, fsm.VMStart, fsm.Change{Generation: gen, Message: c.noun + " is starting", Facts: events.ReplaceFacts(withHash(facts, hash))})
 			}
-			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: gen, Facts: facts})
+			return true, c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(facts)})
 		}
 		return false, nil
 	case events.VMReconciling:
@@ -318,7 +318,7 @@ func (c *vmController) start(ctx context.Context, gen int64, cfg vm.Config, fact
 			return ctx.Err()
 		}
 		c.scheduleRetry()
-		return c.m.Fire(ctx, fsm.VMStartFailed, fsm.Change{Generation: gen, Message: err.Error(), Facts: facts})
+		return c.m.Fire(ctx, fsm.VMStartFailed, fsm.Change{Generation: gen, Message: err.Error(), Facts: events.ReplaceFacts(facts)})
 	}
 	return c.started(ctx, gen, cfg, facts, info)
 }
@@ -330,7 +330,7 @@ func (c *vmController) started(ctx context.Context, gen int64, cfg vm.Config, fa
 	f.TemplateHash = cfg.Hash()
 	f.RestartCount++
 	c.adopt(info)
-	return c.m.Fire(ctx, fsm.VMStarted, fsm.Change{Generation: gen, Message: fmt.Sprintf("%s engine is running (pid %d)", cfg.Engine, info.PID), Facts: f})
+	return c.m.Fire(ctx, fsm.VMStarted, fsm.Change{Generation: gen, Message: fmt.Sprintf("%s engine is running (pid %d)", cfg.Engine, info.PID), Facts: events.ReplaceFacts(f)})
 }
 
 func (c *vmController) stop(ctx context.Context, gen int64, facts events.Facts, msg string) error {
@@ -341,9 +341,9 @@ func (c *vmController) stop(ctx context.Context, gen int64, facts events.Facts, 
 	f.PID = 0
 	if err := c.drv.Stop(sctx); err != nil {
 		c.scheduleRetry()
-		return c.m.Fire(ctx, fsm.VMStopFailed, fsm.Change{Generation: gen, Message: err.Error(), Facts: facts})
+		return c.m.Fire(ctx, fsm.VMStopFailed, fsm.Change{Generation: gen, Message: err.Error(), Facts: events.ReplaceFacts(facts)})
 	}
-	return c.m.Fire(ctx, fsm.VMStopped, fsm.Change{Generation: gen, Message: msg, Facts: f})
+	return c.m.Fire(ctx, fsm.VMStopped, fsm.Change{Generation: gen, Message: msg, Facts: events.ReplaceFacts(f)})
 }
 
 func (c *vmController) reconcile(ctx context.Context, gen int64, desired bool, facts events.Facts) error {
@@ -357,7 +357,7 @@ func (c *vmController) reconcile(ctx context.Context, gen int64, desired bool, f
 			f.PID, f.TemplateHash = info.PID, info.TemplateHash
 			f.RestartCount++ // Running becomes True/Started again (behavior.md §6.1)
 			c.adopt(info)
-			return c.m.Fire(ctx, fsm.VMStarted, fsm.Change{Generation: gen, Message: fmt.Sprintf("re-adopted the running engine process (pid %d)", info.PID), Facts: f})
+			return c.m.Fire(ctx, fsm.VMStarted, fsm.Change{Generation: gen, Message: fmt.Sprintf("re-adopted the running engine process (pid %d)", info.PID), Facts: events.ReplaceFacts(f)})
 		}
 		sctx, cancel := context.WithTimeout(ctx, vmStopTimeout)
 		defer cancel()
@@ -367,7 +367,7 @@ func (c *vmController) reconcile(ctx context.Context, gen int64, desired bool, f
 	}
 	f := facts
 	f.PID = 0
-	return c.m.Fire(ctx, fsm.VMStopped, fsm.Change{Generation: gen, Message: c.noun + " is stopped", Facts: f})
+	return c.m.Fire(ctx, fsm.VMStopped, fsm.Change{Generation: gen, Message: c.noun + " is stopped", Facts: events.ReplaceFacts(f)})
 }
 
 func (c *vmController) delete(ctx context.Context, facts events.Facts) error {
@@ -375,7 +375,7 @@ func (c *vmController) delete(ctx context.Context, facts events.Facts) error {
 	if err := c.drv.Delete(ctx); err != nil {
 		return fmt.Errorf("delete the %s machine: %w", c.drv.Name(), err)
 	}
-	return c.m.Fire(ctx, fsm.VMDeleted, fsm.Change{})
+	return c.m.Fire(ctx, fsm.VMDeleted, fsm.Change{Facts: events.ReplaceFacts(events.Facts{})})
 }
 
 // shutdown stops a running machine on a graceful daemon stop (behavior.md
@@ -385,7 +385,7 @@ func (c *vmController) shutdown(ctx context.Context) {
 	st := snap.Machine(events.MachineVM)
 	switch events.VMState(c.m.Current()) {
 	case events.VMRunning, events.VMStarting:
-		if err := c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: st.ObservedGeneration, Message: "Stopping because the daemon stops", Facts: st.Facts}); err != nil {
+		if err := c.m.Fire(ctx, fsm.VMStop, fsm.Change{Generation: st.ObservedGeneration, Message: "Stopping because the daemon stops", Facts: events.ReplaceFacts(st.Facts)}); err != nil {
 			c.logger.Error("record stop at shutdown", zap.Error(err))
 			return
 		}

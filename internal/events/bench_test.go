@@ -49,10 +49,10 @@ var benchLog = sync.OnceValue(func() []Envelope {
 		return 0
 	}
 	tr := func(m Machine, to, msg string, f Facts) {
-		add(&Transition{Machine: m, Event: "ev-" + to, From: state[m], To: to, Message: msg, Generation: gen, Facts: f})
+		add(&Transition{Machine: m, Event: "ev-" + to, From: state[m], To: to, Message: msg, Generation: gen, Facts: ReplaceFacts(f)})
 		state[m] = to
 	}
-	obs := func(m Machine, f *Facts) { add(&Observed{Machine: m, Generation: gen, Facts: f}) }
+	obs := func(m Machine, f *Facts) { add(&Observed{Machine: m, Generation: gen, Facts: replaceOrKeep(f)}) }
 	vmFacts := func(restarts int) Facts {
 		return Facts{PID: 10000 + r.IntN(50000), RestartCount: restarts, TemplateHash: sp.TemplateHash(port())}
 	}

@@ -11,7 +11,7 @@ import (
 // The fast path decodes the hot payloads (Transition and Observed, the bulk
 // of any log, and SpecChanged) without reflection. It accepts only the exact shape
 // encoding/json produces for them — known lower-case keys, strings,
-// integers, the nested facts object — and gives up on anything else (an
+// integers, the nested "set" and legacy "facts" objects — and gives up on anything else (an
 // unknown or differently-cased key, null, a float, invalid UTF-8, trailing
 // data), in which case the payload goes through encoding/json. So the
 // result is always what json.Unmarshal would give; FuzzFastDecode checks it.
@@ -36,7 +36,7 @@ func (p *Projector) decodeTransition(e Envelope) (*Transition, error) {
 }
 
 func (p *Projector) decodeObserved(e Envelope) (*Observed, error) {
-	p.ob, p.obFact = Observed{}, Facts{}
+	p.ob = Observed{}
 	if !p.jsonOnly && p.fastObserved(e.Data) {
 		return &p.ob, nil
 	}
@@ -124,8 +124,12 @@ func (p *Projector) fastSpecChanged(b []byte, buf []string) bool {
 	}) && l.end()
 }
 
+// The fast decoders point the patch fields into the projector's scratch
+// facts instead of allocating; the decoded payload lives until the next one.
+
 func (p *Projector) fastTransition(b []byte) bool {
 	t := &p.tr
+	p.resetFactScratch()
 	l := lexer{b: b}
 	return l.object(func(key []byte) bool {
 		switch string(key) {
@@ -147,15 +151,19 @@ func (p *Projector) fastTransition(b []byte) bool {
 			n, ok := l.int()
 			t.Generation = n
 			return ok
+		case "set":
+			return l.patch(p, &t.Facts, &p.setVals)
 		case "facts":
-			return l.facts(p, &t.Facts)
+			p.legacy = true
+			return l.facts(p, &p.legacyVals)
 		}
 		return false
-	}) && l.end()
+	}) && l.end() && p.mergeLegacy(&t.Facts)
 }
 
 func (p *Projector) fastObserved(b []byte) bool {
 	o := &p.ob
+	p.resetFactScratch()
 	l := lexer{b: b}
 	return l.object(func(key []byte) bool {
 		switch string(key) {
@@ -167,15 +175,27 @@ func (p *Projector) fastObserved(b []byte) bool {
 			n, ok := l.int()
 			o.Generation = n
 			return ok
+		case "set":
+			return l.patch(p, &o.Facts, &p.setVals)
 		case "facts":
-			// encoding/json reuses a non-nil pointer for a repeated key.
-			if o.Facts == nil {
-				o.Facts = &p.obFact
-			}
-			return l.facts(p, o.Facts)
+			p.legacy = true
+			return l.facts(p, &p.legacyVals)
 		}
 		return false
-	}) && l.end()
+	}) && l.end() && p.mergeLegacy(&o.Facts)
+}
+
+func (p *Projector) resetFactScratch() {
+	p.setVals, p.legacyVals, p.legacy = Facts{}, Facts{}, false
+}
+
+// mergeLegacy applies a legacy "facts" object as UnmarshalJSON does; it
+// always reports true.
+func (p *Projector) mergeLegacy(f *FactsPatch) bool {
+	if p.legacy {
+		*f = f.over(patchAll(&p.legacyVals))
+	}
+	return true
 }
 
 // lexer reads one JSON value from b, starting at i.
@@ -395,6 +415,8 @@ func (l *lexer) facts(p *Projector, f *Facts) bool {
 			return l.intInto(&f.Port)
 		case "templateHash":
 			return l.strInto(p, &f.TemplateHash)
+		case "restartKey":
+			return l.strInto(p, &f.RestartKey)
 		case "containers":
 			return l.intInto(&f.Containers)
 		case "images":
@@ -403,6 +425,47 @@ func (l *lexer) facts(p *Projector, f *Facts) bool {
 			return l.intInto(&f.Volumes)
 		case "ambiguousStreak":
 			return l.intInto(&f.AmbiguousStreak)
+		}
+		return false
+	})
+}
+
+// patch reads a FactsPatch object into f, pointing the fields it sets into
+// vals. A repeated key writes through the pointer already set, as
+// encoding/json does.
+func (l *lexer) patch(p *Projector, f *FactsPatch, vals *Facts) bool {
+	num := func(ptr **int, v *int) bool {
+		if *ptr == nil {
+			*ptr = v
+		}
+		return l.intInto(*ptr)
+	}
+	str := func(ptr **string, v *string) bool {
+		if *ptr == nil {
+			*ptr = v
+		}
+		return l.strInto(p, *ptr)
+	}
+	return l.object(func(key []byte) bool {
+		switch string(key) {
+		case "pid":
+			return num(&f.PID, &vals.PID)
+		case "restartCount":
+			return num(&f.RestartCount, &vals.RestartCount)
+		case "port":
+			return num(&f.Port, &vals.Port)
+		case "templateHash":
+			return str(&f.TemplateHash, &vals.TemplateHash)
+		case "restartKey":
+			return str(&f.RestartKey, &vals.RestartKey)
+		case "containers":
+			return num(&f.Containers, &vals.Containers)
+		case "images":
+			return num(&f.Images, &vals.Images)
+		case "volumes":
+			return num(&f.Volumes, &vals.Volumes)
+		case "ambiguousStreak":
+			return num(&f.AmbiguousStreak, &vals.AmbiguousStreak)
 		}
 		return false
 	})

@@ -34,6 +34,15 @@ func fastSeeds() []string {
 		`{"changed":null}`,
 		`{"spec":{"running":tru}}`,
 		`{"spec":{"running":true},"spec":{"namespace":"x"}}`,
+		`{"machine":"vm","event":"stop","from":"running","to":"stopping","generation":2,"set":{"pid":0,"restartCount":1,"port":0,"templateHash":"","restartKey":"k","containers":0,"images":0,"volumes":0,"ambiguousStreak":0}}`,
+		`{"machine":"vm","generation":2,"set":{"pid":7}}`,
+		`{"machine":"vm","set":{"pid":1},"set":{"pid":2,"port":3}}`,
+		`{"machine":"vm","set":{"pid":1},"facts":{"port":3,"restartKey":"x"}}`,
+		`{"machine":"vm","facts":{"pid":4},"set":{"templateHash":""}}`,
+		`{"machine":"vm","set":{"pid":null}}`,
+		`{"machine":"vm","set":null}`,
+		`{"machine":"vm","set":{}}`,
+		`{"machine":"vm","set":{"Pid":1}}`,
 	}
 }
 
@@ -55,7 +64,7 @@ func FuzzFastDecode(f *testing.F) {
 				t.Fatalf("Transition %q:\nfast %+v\njson %+v", data, p.tr, want)
 			}
 		}
-		p.ob, p.obFact = Observed{}, Facts{}
+		p.ob = Observed{}
 		if p.fastObserved(data) {
 			var want Observed
 			if err := json.Unmarshal(data, &want); err != nil {
@@ -85,7 +94,8 @@ func TestFastDecodeCoversEncoderOutput(t *testing.T) {
 	p := NewProjector()
 	for _, pl := range []Payload{
 		&Transition{Machine: MachineVM, Event: "start", From: "stopped", To: "starting", Reason: "R", Message: "failed: <x> & \"y\"", Generation: 4,
-			Facts: Facts{PID: 1, RestartCount: 2, Port: 3, TemplateHash: "h", Containers: 4, Images: 5, Volumes: 6, AmbiguousStreak: 7}},
+			Facts: ReplaceFacts(Facts{PID: 1, RestartCount: 2, Port: 3, TemplateHash: "h", RestartKey: "k", Containers: 4, Images: 5, Volumes: 6, AmbiguousStreak: 7})},
+		&Transition{Machine: MachineVM, Event: "stop", From: "running", To: "stopping", Facts: FactsPatch{PID: Int(0), TemplateHash: Str("")}},
 		&Transition{Machine: MachineK3s, To: "ready"},
 	} {
 		e, err := New(t0, pl)
@@ -98,14 +108,14 @@ func TestFastDecodeCoversEncoderOutput(t *testing.T) {
 		}
 	}
 	for _, pl := range []*Observed{
-		{Machine: MachineEngine, Generation: 7, Facts: &Facts{Containers: 2}},
+		{Machine: MachineEngine, Generation: 7, Facts: FactsPatch{Containers: Int(2)}},
 		{Machine: MachineEngine, Generation: 7},
 	} {
 		e, err := New(t0, pl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.ob, p.obFact = Observed{}, Facts{}
+		p.ob = Observed{}
 		if !p.fastObserved(e.Data) || !reflect.DeepEqual(&p.ob, pl) {
 			t.Errorf("fast path on %s: %+v", e.Data, p.ob)
 		}

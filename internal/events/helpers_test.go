@@ -55,16 +55,26 @@ func (b *logBuilder) tr(m Machine, to string) *logBuilder {
 	return b.trf(m, to, "", "", Facts{})
 }
 
-// trf is tr with reason/message overrides and facts.
+// trf is tr with reason/message overrides and facts, which replace the
+// machine's facts as a whole.
 func (b *logBuilder) trf(m Machine, to, reason, message string, f Facts) *logBuilder {
 	s := b.p.Snapshot()
 	from := s.Machine(m).State
-	return b.add(&Transition{Machine: m, Event: "to-" + to, From: from, To: to, Reason: reason, Message: message, Generation: b.gen, Facts: f})
+	return b.add(&Transition{Machine: m, Event: "to-" + to, From: from, To: to, Reason: reason, Message: message, Generation: b.gen, Facts: ReplaceFacts(f)})
 }
 
-// obs records an Observed of m at the current generation.
+// obs records an Observed of m at the current generation; non-nil facts
+// replace the machine's facts as a whole.
 func (b *logBuilder) obs(m Machine, f *Facts) *logBuilder {
-	return b.add(&Observed{Machine: m, Generation: b.gen, Facts: f})
+	return b.add(&Observed{Machine: m, Generation: b.gen, Facts: replaceOrKeep(f)})
+}
+
+// replaceOrKeep is the patch an Observed with *Facts used to mean.
+func replaceOrKeep(f *Facts) FactsPatch {
+	if f == nil {
+		return FactsPatch{}
+	}
+	return ReplaceFacts(*f)
 }
 
 // vmHash is the template hash the vm reports when it runs the current spec.

@@ -25,11 +25,13 @@ var ErrFold = errors.New("events: cannot fold")
 type Projector struct {
 	st state
 	// Scratch space for the fast payload decoder, reused across events.
-	tr     Transition
-	ob     Observed
-	obFact Facts
-	sc     SpecChanged
-	intern map[string]string
+	tr Transition
+	ob Observed
+	// setVals and legacyVals hold the values the decoded patch points to.
+	setVals, legacyVals Facts
+	legacy              bool
+	sc                  SpecChanged
+	intern              map[string]string
 	// jsonOnly turns the fast decoder off and alwaysDerive the skipping of
 	// no-op observations; tests and benchmarks compare both paths.
 	jsonOnly     bool
@@ -70,10 +72,11 @@ func (p *Projector) Seq() uint64 { return p.st.seq }
 //     cleared). Machines keep their states and facts, but their observed
 //     generations are reset to 0: the next App starts again at generation 1,
 //     and an observation of the old App must not count for it.
-//   - Transition moves a machine to To, recording the seq, the reason and
-//     message overrides and the facts; its observed generation only grows.
-//   - Observed raises a machine's observed generation and replaces its facts
-//     when the payload has some.
+//   - Transition moves a machine to To, recording the seq and the reason and
+//     message overrides, and applies its facts patch; its observed
+//     generation only grows.
+//   - Observed raises a machine's observed generation and applies its facts
+//     patch. A fact changes only when a patch sets it.
 //   - DaemonStarted fills Snapshot.Daemon; DaemonStopping and Recovered
 //     change nothing but the seq (the controllers record what recovery
 //     decided as Transitions).
@@ -117,9 +120,9 @@ func (p *Projector) Apply(e Envelope) error {
 		ms.ObservedGeneration = max(ms.ObservedGeneration, tr.Generation)
 		ms.Reason = tr.Reason
 		ms.Message = TruncateMessage(tr.Message)
-		portChanged := i == mK3s && ms.Facts.Port != tr.Facts.Port
-		ms.Facts = tr.Facts
-		if portChanged {
+		oldPort := ms.Facts.Port
+		ms.Facts = tr.Facts.Apply(ms.Facts)
+		if i == mK3s && ms.Facts.Port != oldPort {
 			st.refreshDerived()
 		}
 	case TypeObserved:
@@ -144,9 +147,9 @@ func (p *Projector) Apply(e Envelope) error {
 			ms.ObservedGeneration = ob.Generation
 			changed = true
 		}
-		if ob.Facts != nil {
+		if !ob.Facts.IsZero() {
 			old := ms.Facts
-			ms.Facts = *ob.Facts
+			ms.Facts = ob.Facts.Apply(old)
 			switch {
 			case i == mVM && old.TemplateHash != ms.Facts.TemplateHash:
 				changed = true

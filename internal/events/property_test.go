@@ -85,6 +85,25 @@ func genLog(t *rapid.T) []Envelope {
 				PID:          rapid.IntRange(0, 3).Draw(t, "pid"),
 			}
 		}
+		// Half the patches set every fact, as a legacy log's replacement did;
+		// the others set some and leave the rest.
+		drawPatch := func() FactsPatch {
+			f := drawFacts()
+			if rapid.Bool().Draw(t, "wholeFacts") {
+				return ReplaceFacts(f)
+			}
+			var p FactsPatch
+			if rapid.Bool().Draw(t, "setPort") {
+				p.Port = Int(f.Port)
+			}
+			if rapid.Bool().Draw(t, "setHash") {
+				p.TemplateHash = Str(f.TemplateHash)
+			}
+			if rapid.Bool().Draw(t, "setPID") {
+				p.PID = Int(f.PID)
+			}
+			return p
+		}
 		var pl Payload
 		switch k := rapid.IntRange(0, 99).Draw(t, "kind"); {
 		case k < 12:
@@ -102,7 +121,7 @@ func genLog(t *rapid.T) []Envelope {
 		case k < 60:
 			m := rapid.SampledFrom(Machines).Draw(t, "machine")
 			from := s.Machine(m).State
-			tr := &Transition{Machine: m, Event: "ev", From: from, To: rapid.SampledFrom(plausible[m][from]).Draw(t, "to"), Generation: drawGen(), Facts: drawFacts()}
+			tr := &Transition{Machine: m, Event: "ev", From: from, To: rapid.SampledFrom(plausible[m][from]).Draw(t, "to"), Generation: drawGen(), Facts: drawPatch()}
 			switch rapid.IntRange(0, 9).Draw(t, "override") {
 			case 0:
 				tr.Message = rapid.SampledFrom([]string{"boom", "Stopped for restart", "Lima instance exists", "", longMessage}).Draw(t, "message")
@@ -114,8 +133,7 @@ func genLog(t *rapid.T) []Envelope {
 		case k < 85:
 			ob := &Observed{Machine: rapid.SampledFrom(Machines).Draw(t, "machine"), Generation: drawGen()}
 			if rapid.IntRange(0, 2).Draw(t, "withFacts") == 0 {
-				f := drawFacts()
-				ob.Facts = &f
+				ob.Facts = drawPatch()
 			}
 			pl = ob
 		case k < 90:

@@ -28,13 +28,14 @@ type Edge struct {
 // committed (and folded into the snapshot), or with the append's error.
 type Appender func(ctx context.Context, p events.Payload) error
 
-// Change describes the decision behind a Fire or Observe: the generation the
-// controller evaluated, and what it wants the condition to say.
+// Change describes the decision behind a Fire: the generation the
+// controller evaluated, what it wants the condition to say, and the facts
+// it changes (those it leaves nil keep their value).
 type Change struct {
 	Generation int64
 	Reason     string
 	Message    string
-	Facts      events.Facts
+	Facts      events.FactsPatch
 }
 
 // ErrInvalidTransition is wrapped when an event is not allowed in the current state.
@@ -134,9 +135,9 @@ func (m *Machine) Fire(ctx context.Context, ev Event, c Change) error {
 	return nil
 }
 
-// Observe appends an Observed event: the machine evaluated c.Generation and
-// stays where it is. Facts replace the recorded facts when non-nil.
-func (m *Machine) Observe(ctx context.Context, generation int64, facts *events.Facts) error {
+// Observe appends an Observed event: the machine evaluated generation and
+// stays where it is. facts changes the facts it sets and keeps the others.
+func (m *Machine) Observe(ctx context.Context, generation int64, facts events.FactsPatch) error {
 	if err := m.append(ctx, &events.Observed{Machine: m.name, Generation: generation, Facts: facts}); err != nil {
 		return fmt.Errorf("record %s observation of generation %d: %w", m.name, generation, err)
 	}

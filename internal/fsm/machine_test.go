@@ -114,11 +114,11 @@ func TestInvalidEventAppendsNothing(t *testing.T) {
 func TestObserveDoesNotMove(t *testing.T) {
 	rec := &recorder{}
 	e := NewEngine(rec.append)
-	if err := e.Observe(context.Background(), 3, &events.Facts{Containers: 2}); err != nil {
+	if err := e.Observe(context.Background(), 3, events.FactsPatch{Containers: events.Int(2)}); err != nil {
 		t.Fatal(err)
 	}
 	o, ok := rec.got[0].(*events.Observed)
-	if !ok || o.Generation != 3 || o.Machine != events.MachineEngine || o.Facts.Containers != 2 {
+	if !ok || o.Generation != 3 || o.Machine != events.MachineEngine || o.Facts.Containers == nil || *o.Facts.Containers != 2 {
 		t.Fatalf("appended %+v", rec.got[0])
 	}
 	if e.Current() != string(events.EngineStopped) {

@@ -55,9 +55,7 @@ func EventSummary(e events.Envelope) string {
 		}
 	case *events.Observed:
 		fmt.Fprintf(&b, "%s gen=%d", p.Machine, p.Generation)
-		if p.Facts != nil {
-			writeFacts(&b, *p.Facts)
-		}
+		writeFacts(&b, p.Facts)
 	case *events.Recovered:
 		fmt.Fprintf(&b, "%s believed=%s found=%s", p.Machine, p.Believed, p.Found)
 		if p.PID != 0 {
@@ -82,21 +80,26 @@ func writeSource(b *strings.Builder, s events.Source) {
 	}
 }
 
-func writeFacts(b *strings.Builder, f events.Facts) {
+// writeFacts prints the non-zero facts a patch sets, so a legacy whole-facts
+// payload prints as it always did.
+func writeFacts(b *strings.Builder, f events.FactsPatch) {
 	for _, kv := range []struct {
 		k string
-		v int
+		v *int
 	}{
 		{"pid", f.PID}, {"restartCount", f.RestartCount}, {"port", f.Port},
 		{"containers", f.Containers}, {"images", f.Images}, {"volumes", f.Volumes},
 		{"ambiguousStreak", f.AmbiguousStreak},
 	} {
-		if kv.v != 0 {
-			b.WriteString(" " + kv.k + "=" + strconv.Itoa(kv.v))
+		if kv.v != nil && *kv.v != 0 {
+			b.WriteString(" " + kv.k + "=" + strconv.Itoa(*kv.v))
 		}
 	}
-	if f.TemplateHash != "" {
-		fmt.Fprintf(b, " template=%q", f.TemplateHash)
+	if f.TemplateHash != nil && *f.TemplateHash != "" {
+		fmt.Fprintf(b, " template=%q", *f.TemplateHash)
+	}
+	if f.RestartKey != nil && *f.RestartKey != "" {
+		fmt.Fprintf(b, " restartKey=%q", *f.RestartKey)
 	}
 }
 

@@ -146,7 +146,7 @@ func TestEventLine(t *testing.T) {
 		{&events.Transition{Machine: "vm", Event: "start", From: "stopped", To: "starting", Generation: 2},
 			"vm stopped→starting (start) gen=2"},
 		{&events.Transition{Machine: "vm", Event: "fail", From: "starting", To: "startFailed", Generation: 2, Reason: "StartFailed",
-			Message: "no pid", Facts: events.Facts{RestartCount: 1}},
+			Message: "no pid", Facts: events.FactsPatch{RestartCount: events.Int(1)}},
 			"vm starting→startFailed (fail) gen=2 reason=StartFailed restartCount=1: no pid"},
 		{&events.SpecChanged{Generation: 2, Spec: sp, Changed: []string{"running"}, Source: events.Source{UID: 0, Command: "rdd start"}},
 			`gen=2 changed=running by "rdd start" uid=0`},
