@@ -195,10 +195,11 @@ func TestUnmentionedFactsUnchanged(t *testing.T) {
 			patch := drawPatch(other != m)
 			s := p.Snapshot()
 			from := s.Machine(other).State
-			if to := plausible[other][from]; len(to) == 0 || rapid.Bool().Draw(t, "observe") {
+			if steps := plausible[other][from]; len(steps) == 0 || rapid.Bool().Draw(t, "observe") {
 				add(&Observed{Machine: other, Generation: gen, Facts: patch})
 			} else {
-				add(&Transition{Machine: other, Event: "e", From: from, To: rapid.SampledFrom(to).Draw(t, "to"), Generation: gen, Facts: patch})
+				st := rapid.SampledFrom(steps).Draw(t, "step")
+				add(&Transition{Machine: other, Event: string(st.event), From: from, To: st.to, Generation: gen, Facts: patch})
 			}
 			if rapid.IntRange(0, 9).Draw(t, "respec") == 0 {
 				respec(rapid.Bool().Draw(t, "running"))

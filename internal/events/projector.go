@@ -437,39 +437,6 @@ func conditionSlot(t ConditionType) int {
 	return numSlots + 1
 }
 
-// ValidState reports whether s is a state of machine m.
-func ValidState(m Machine, s string) bool {
-	i, ok := machineSlot(m)
-	return ok && validState(i, s)
-}
-
-func validState(slot int, s string) bool {
-	switch slot {
-	case mVM:
-		switch VMState(s) {
-		case VMAbsent, VMCreating, VMCreateFailed, VMStopped, VMStarting, VMRunning,
-			VMStartFailed, VMStopping, VMStopFailed, VMReconciling, VMDeleting:
-			return true
-		}
-	case mEngine:
-		switch EngineState(s) {
-		case EngineStopped, EngineConnecting, EngineConnected, EngineConnectFailed, EngineNotApplicable:
-			return true
-		}
-	case mK3s:
-		switch K3sState(s) {
-		case K3sNotApplicable, K3sNotRunning, K3sProbing, K3sWaitingForNode, K3sReady:
-			return true
-		}
-	case mKubeconfig:
-		switch KubeconfigState(s) {
-		case KubeconfigAbsent, KubeconfigMerged, KubeconfigMergeFailed, KubeconfigRemoving:
-			return true
-		}
-	}
-	return false
-}
-
 // ConditionChange is one condition that differs between two snapshots: Old
 // is nil when it appeared, New is nil when it disappeared.
 type ConditionChange struct {

@@ -12,44 +12,35 @@ import (
 	"github.com/rdd-project/rdd/internal/spec"
 )
 
-// plausible lists, per machine and state, the states a controller may move
-// to next (the edges of internal/fsm, plus self-transitions for re-reported
-// failures).
-var plausible = map[Machine]map[string][]string{
-	MachineVM: {
-		"absent":       {"creating"},
-		"creating":     {"stopped", "createFailed", "reconciling"},
-		"createFailed": {"creating", "deleting", "createFailed"},
-		"stopped":      {"starting", "reconciling", "deleting"},
-		"starting":     {"running", "startFailed", "stopping", "reconciling"},
-		"running":      {"stopping", "starting", "reconciling"},
-		"startFailed":  {"starting", "stopping", "deleting", "startFailed"},
-		"stopping":     {"stopped", "stopFailed", "reconciling"},
-		"stopFailed":   {"starting", "stopping", "deleting"},
-		"reconciling":  {"running", "stopped", "deleting"},
-		"deleting":     {"absent", "reconciling"},
-	},
-	MachineEngine: {
-		"stopped":       {"connecting", "notApplicable"},
-		"connecting":    {"connected", "connectFailed", "stopped"},
-		"connected":     {"connectFailed", "connecting", "stopped"},
-		"connectFailed": {"connecting", "connected", "stopped"},
-		"notApplicable": {"stopped"},
-	},
-	MachineK3s: {
-		"notApplicable":  {"notRunning", "probing"},
-		"notRunning":     {"notApplicable", "probing"},
-		"probing":        {"waitingForNode", "ready", "notApplicable", "notRunning"},
-		"waitingForNode": {"ready", "probing", "notApplicable", "notRunning"},
-		"ready":          {"probing", "notApplicable", "notRunning"},
-	},
-	MachineKubeconfig: {
-		"absent":      {"merged", "mergeFailed"},
-		"merged":      {"mergeFailed", "removing"},
-		"mergeFailed": {"merged", "removing", "mergeFailed"},
-		"removing":    {"absent"},
-	},
+// step is one move a controller may record from a state.
+type step struct {
+	event Event
+	to    string
 }
+
+// plausible lists, per machine and state, the moves a controller may
+// record: the edges of the machine table, plus a failure re-reported in
+// place (the fold accepts a Transition whatever its edge, as logs written
+// with an older table must still replay).
+var plausible = func() map[Machine]map[string][]step {
+	reReported := map[Machine][]string{
+		MachineVM:         {string(VMCreateFailed), string(VMStartFailed)},
+		MachineKubeconfig: {string(KubeconfigMergeFailed)},
+	}
+	out := map[Machine]map[string][]step{}
+	for _, m := range Machines {
+		out[m] = map[string][]step{}
+		for _, e := range Edges(m) {
+			for _, from := range e.From {
+				out[m][from] = append(out[m][from], step{e.Event, e.To})
+			}
+		}
+		for _, s := range reReported[m] {
+			out[m][s] = append(out[m][s], step{Event(s), s})
+		}
+	}
+	return out
+}()
 
 var longMessage = strings.Repeat("é", MaxMessageRunes+5)
 
@@ -121,7 +112,8 @@ func genLog(t *rapid.T) []Envelope {
 		case k < 60:
 			m := rapid.SampledFrom(Machines).Draw(t, "machine")
 			from := s.Machine(m).State
-			tr := &Transition{Machine: m, Event: "ev", From: from, To: rapid.SampledFrom(plausible[m][from]).Draw(t, "to"), Generation: drawGen(), Facts: drawPatch()}
+			st := rapid.SampledFrom(plausible[m][from]).Draw(t, "step")
+			tr := &Transition{Machine: m, Event: string(st.event), From: from, To: st.to, Generation: drawGen(), Facts: drawPatch()}
 			switch rapid.IntRange(0, 9).Draw(t, "override") {
 			case 0:
 				tr.Message = rapid.SampledFrom([]string{"boom", "Stopped for restart", "Lima instance exists", "", longMessage}).Draw(t, "message")

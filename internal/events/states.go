@@ -1,8 +1,8 @@
 package events
 
 // The states of each machine live here, in the leaf package, because the
-// projector derives conditions from them; internal/fsm builds the machines
-// from the same constants. All values are persisted: never rename one.
+// projector derives conditions from them; machines.go lists them per machine
+// with the edges between them. All values are persisted: never rename one.
 
 // VMState is a state of the vm machine.
 type VMState string
@@ -52,18 +52,3 @@ const (
 	KubeconfigMergeFailed KubeconfigState = "mergeFailed"
 	KubeconfigRemoving    KubeconfigState = "removing"
 )
-
-// InitialState returns the state a machine is in before its first transition.
-func InitialState(m Machine) string {
-	switch m {
-	case MachineVM:
-		return string(VMAbsent)
-	case MachineEngine:
-		return string(EngineStopped)
-	case MachineK3s:
-		return string(K3sNotApplicable)
-	case MachineKubeconfig:
-		return string(KubeconfigAbsent)
-	}
-	return ""
-}

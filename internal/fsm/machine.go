@@ -13,16 +13,11 @@ import (
 	"github.com/rdd-project/rdd/internal/events"
 )
 
-// Event names a machine event. Events are persisted inside Transition
-// payloads: never rename one.
-type Event string
+// Event names a machine event; events.Edges declares the machines.
+type Event = events.Event
 
 // Edge is one allowed transition: on Event, every state in From moves to To.
-type Edge struct {
-	Event Event
-	From  []string
-	To    string
-}
+type Edge = events.Edge
 
 // Appender durably appends p to the event log and returns once it is
 // committed (and folded into the snapshot), or with the append's error.
@@ -58,11 +53,13 @@ type edgeKey struct {
 	from  string
 }
 
-// newMachine builds a machine from its edge table. It panics on a malformed
-// table: tables are constants checked by tests, not user input.
-func newMachine(name events.Machine, states []string, edges []Edge, app Appender) *Machine {
+// newMachine builds machine name from events.States and events.Edges. It
+// panics on a malformed table: the table is a constant checked by tests,
+// not user input.
+func newMachine(name events.Machine, app Appender) *Machine {
+	edges := events.Edges(name)
 	m := &Machine{name: name, edges: edges, dst: map[edgeKey]string{}, states: map[string]bool{}, append: app}
-	for _, s := range states {
+	for _, s := range events.States(name) {
 		m.states[s] = true
 	}
 	var descs []lfsm.EventDesc
