@@ -116,7 +116,7 @@ func Run(ctx context.Context, opts Options) error {
 	if drv == nil {
 		switch driverName {
 		case "host":
-			drv = host.New(p, logger, host.Options{})
+			drv = host.New(p, logger, host.Options{Network: getenv("RDD_HOST_NETWORK")})
 		default:
 			return fmt.Errorf("vm driver %q is not available in this build; use --vm-driver=host", driverName)
 		}

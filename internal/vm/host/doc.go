@@ -8,8 +8,8 @@
 // socket H/containerd.sock, root D/engine/containerd, state H/run/containerd,
 // no TCP listener, CRI plugin disabled). For moby, dockerd runs on top of it
 // (socket H/docker.sock, data root D/engine/docker, exec root H/run/docker,
-// --bridge=none --iptables=false --ip6tables=false --ip-forward=false
-// --ip-masq=false). rdd never lets dockerd start its own containerd, because
+// --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false, and
+// the bridge below). rdd never lets dockerd start its own containerd, because
 // dockerd 20.10 silently uses /run/containerd/containerd.sock whenever that
 // file exists. containerd is started first and leads a new process group;
 // dockerd joins that group. Both are detached from rdd (own process group,
@@ -33,6 +33,47 @@
 // process it spawns, so an rdd crash at any point leaves every process
 // findable. Stop and Delete remove it; Inspect removes it once nothing it
 // names runs.
+//
+// # Network
+//
+// Options.Network (the daemon's RDD_HOST_NETWORK) is "bridge" by default:
+// before dockerd starts, rdd gives the instance a Linux bridge of its own and
+// starts dockerd with --bridge=<it> --ip=127.0.0.1 --userland-proxy=true, so
+// `docker run -p 8080:80` publishes on 127.0.0.1:8080 (through docker-proxy)
+// unless the user names another address (-p 0.0.0.0:8080:80). dockerd keeps
+// --iptables=false and changes no sysctl, so it never touches a system
+// dockerd's chains; everything below is rdd's.
+//
+//   - Bridge name: "rdd-" + up to 4 letters/digits of the instance suffix +
+//     "-" + 6 hex digits of sha256(D/engine), at most 15 bytes (IFNAMSIZ).
+//     The hash keeps two HOMEs running the same instance suffix apart.
+//   - Subnet: a /24 from 10.213.0.0/16, else 192.168.216.0/21 (outside
+//     Docker's and k3s's default pools), starting at an offset from the same
+//     hash, skipping every /24 that overlaps a route in /proc/net/route
+//     (default routes aside), an interface address, or 172.17.0.0/16 (the
+//     system docker0, even before it exists). The choice is recorded in
+//     D/engine/network.json and reused on every start while it still
+//     collides with nothing. The bridge carries the subnet's first address,
+//     dockerd's gateway for the containers. A flock on
+//     /run/rdd-host-network.lock keeps two instances from choosing at once.
+//   - NAT: `-t nat POSTROUTING -s <subnet> ! -o <bridge> -j MASQUERADE`, and
+//     in FORWARD `-i <bridge> -j ACCEPT` and `-o <bridge> conntrack
+//     RELATED,ESTABLISHED -j ACCEPT` (a system dockerd sets the FORWARD
+//     policy to DROP), each with the comment "rdd:<bridge>". rdd sets
+//     net.ipv4.ip_forward=1 in this mode only, and never resets it, as
+//     dockerd does not: others may rely on it by then.
+//   - Cleanup: Stop, Delete and a failed Start remove the bridge and every
+//     rule with the comment (network.json stays until Delete, for a stable
+//     subnet). A start after a crash reuses a leftover bridge (resetting its
+//     address if it differs) and deletes stale or duplicate rules before it
+//     adds what is missing, so each rule exists exactly once.
+//
+// "none" starts dockerd with --bridge=none: containers have loopback only
+// (sandboxes, hosts where rdd must not touch networking); a bridge left by an
+// earlier bridge-mode start is removed. The containerd engine gets no network
+// from rdd in either mode: containerd has no network of its own (its CRI
+// plugin, which would run CNI, is disabled), so containers run with
+// whatever the user sets up (e.g. `ctr run --net-host`, or CNI by hand).
 //
 // # Concurrency
 //

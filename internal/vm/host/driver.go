@@ -62,6 +62,9 @@ type Options struct {
 	// LogTitle, when not empty, is written as the first line of each new
 	// engine log (RDD_LOG_TITLE).
 	LogTitle string
+	// Network is the containers' network under moby (RDD_HOST_NETWORK):
+	// NetworkBridge (also "") or NetworkNone. See doc.go.
+	Network string
 }
 
 // Driver is the host VM driver: the machine is this host, and "running" means
@@ -300,7 +303,11 @@ func (d *Driver) spawnMachine(ctx context.Context, cfg vm.Config, ctrdBin, docke
 	if cfg.Engine == spec.EngineContainerd {
 		return st, cmds, nil
 	}
-	cmd, rec, err = spawn(dockerdBin, d.l.dockerdArgs(d.opts.ExtraArgs), d.l.dockerLog, st.PGID)
+	netArgs, err := d.prepareNetwork(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	cmd, rec, err = spawn(dockerdBin, d.l.dockerdArgs(netArgs, d.opts.ExtraArgs), d.l.dockerLog, st.PGID)
 	if err != nil {
 		return fail(fmt.Errorf("host: %w", err))
 	}
@@ -365,6 +372,7 @@ func (d *Driver) abortStart(st state, cmds map[int]*exec.Cmd) {
 	for _, f := range d.l.runtimeFiles() {
 		_ = os.Remove(f)
 	}
+	d.teardownNetwork(ctx)
 }
 
 // track registers a watcher for st and makes it the current machine.

@@ -62,9 +62,8 @@ func (l layout) runtimeFiles() []string {
 // dockerdArgs is the dockerd command line. dockerd never starts its own
 // containerd here: dockerd 20.10 uses /run/containerd/containerd.sock whenever
 // that file exists (a system containerd), so rdd runs a private containerd and
-// passes --containerd. The network flags keep dockerd off the host network:
-// no default bridge, no iptables rules, no sysctl changes.
-func (l layout) dockerdArgs(extra []string) []string {
+// passes --containerd. network is dockerdNetworkArgs' result.
+func (l layout) dockerdArgs(network, extra []string) []string {
 	args := []string{
 		"--config-file", l.dockerConfig,
 		"--host", "unix://" + l.dockerSock,
@@ -72,13 +71,8 @@ func (l layout) dockerdArgs(extra []string) []string {
 		"--exec-root", l.dockerExec,
 		"--pidfile", l.dockerPidfile,
 		"--containerd", l.ctrdSock,
-		"--bridge=none",
-		"--iptables=false",
-		"--ip6tables=false",
-		"--ip-forward=false",
-		"--ip-masq=false",
 	}
-	return append(args, extra...)
+	return append(append(args, network...), extra...)
 }
 
 // containerdArgs is the containerd command line.

@@ -49,6 +49,7 @@ func (d *Driver) stopLocked(ctx context.Context, grace time.Duration) error {
 	}
 	if !ok {
 		d.removeRuntimeFiles()
+		d.teardownNetwork(ctx) // leftovers of an engine that died on its own
 		return nil
 	}
 	if len(st.live()) > 0 {
@@ -85,6 +86,7 @@ func (d *Driver) stopLocked(ctx context.Context, grace time.Duration) error {
 	}
 	d.awaitWatcher(ctx, st)
 	d.removeRuntimeFiles()
+	d.teardownNetwork(ctx)
 	d.log.Info("engine stopped", zap.Int("pid", st.main().PID))
 	return nil
 }
