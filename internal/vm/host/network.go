@@ -149,7 +149,7 @@ func (d *Driver) prepareNetwork(ctx context.Context) ([]string, error) {
 	defer cancel()
 	unlock, err := lockHostNetwork(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("host: %w (the bridge network needs root; RDD_HOST_NETWORK=none does without)", err)
 	}
 	defer unlock()
 
