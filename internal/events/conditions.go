@@ -45,7 +45,9 @@ const (
 
 // Default condition messages (behavior.md §3.3). Failure states have no
 // default: their message is the error a Transition carries, and Settled
-// falls back to "LimaVM has not yet reached …" when it is empty.
+// falls back to "LimaVM has not yet reached …" when it is empty. The vm
+// machine's texts name the driver's machine (VMNoun); the MsgCreated …
+// MsgDeleting constants are the lima driver's, the reference's exact texts.
 const (
 	MsgPending           = "Reconciliation in progress"
 	MsgCreated           = "Lima instance created successfully"
@@ -83,6 +85,54 @@ const (
 	MsgEngineNotReady = "Container engine is not ready"
 	MsgKubeNotReady   = "Kubernetes is not ready"
 )
+
+// VMNoun names the vm machine of driver in condition messages: "Lima
+// instance" for lima and for a log that does not record its driver (the
+// reference's texts), "Host engine" for host, and "VM" for any other.
+func VMNoun(driver string) string {
+	switch driver {
+	case "", "lima":
+		return "Lima instance"
+	case "host":
+		return "Host engine"
+	}
+	return "VM"
+}
+
+// vmTexts are the vm machine's default messages for one noun.
+type vmTexts struct {
+	noun                                                    string
+	created, starting, started, stopped, stopping, deleting string
+}
+
+func newVMTexts(noun string) *vmTexts {
+	return &vmTexts{
+		noun:     noun,
+		created:  noun + " created successfully",
+		starting: noun + " is starting",
+		started:  noun + " is running",
+		stopped:  noun + " is stopped",
+		stopping: noun + " is stopping",
+		deleting: noun + " is being deleted",
+	}
+}
+
+// Built once: the texts are read on every derivation.
+var (
+	limaVMTexts  = newVMTexts(VMNoun("lima"))
+	hostVMTexts  = newVMTexts(VMNoun("host"))
+	otherVMTexts = newVMTexts(VMNoun("other"))
+)
+
+func vmTextsFor(driver string) *vmTexts {
+	switch VMNoun(driver) {
+	case limaVMTexts.noun:
+		return limaVMTexts
+	case hostVMTexts.noun:
+		return hostVMTexts
+	}
+	return otherVMTexts
+}
 
 // truncatedSuffix ends a message cut at MaxMessageRunes.
 const truncatedSuffix = "… (truncated)"
@@ -145,9 +195,10 @@ func override(w want, ms *MachineStatus) want {
 	return w
 }
 
-// deriveVM returns Created and Running from the vm machine. prevCreated is
-// the Created condition before this event: once Created is True its message
-// is kept, so the vm moving on does not rewrite it.
+// deriveVM returns Created and Running from the vm machine, with the
+// default messages of texts. prevCreated is the Created condition before
+// this event: once Created is True its message is kept, so the vm moving on
+// does not rewrite it.
 //
 // The override of a Transition applies to the condition its target state
 // drives: Created for creating/createFailed, Running otherwise, with one
@@ -155,7 +206,7 @@ func override(w want, ms *MachineStatus) want {
 // or createFailed into a created state) carries the Created message (e.g.
 // "Lima instance exists" for an adopted instance), and Running then shows
 // the new state's default.
-func deriveVM(ms *MachineStatus, prevCreated *Condition) (created, running want) {
+func deriveVM(ms *MachineStatus, prevCreated *Condition, texts *vmTexts) (created, running want) {
 	g := ms.ObservedGeneration
 	switch VMState(ms.State) {
 	case "", VMAbsent:
@@ -170,7 +221,7 @@ func deriveVM(ms *MachineStatus, prevCreated *Condition) (created, running want)
 	case VMAbsent, VMCreating, VMCreateFailed:
 		completing = true
 	}
-	createdMsg := MsgCreated
+	createdMsg := texts.created
 	switch {
 	case prevCreated.Type != "" && prevCreated.Status == StatusTrue:
 		createdMsg = prevCreated.Message
@@ -180,21 +231,21 @@ func deriveVM(ms *MachineStatus, prevCreated *Condition) (created, running want)
 	created = set(StatusTrue, ReasonCreated, createdMsg, g)
 	switch VMState(ms.State) {
 	case VMStopped:
-		running = set(StatusFalse, ReasonStopped, MsgStopped, g)
+		running = set(StatusFalse, ReasonStopped, texts.stopped, g)
 	case VMStarting:
-		running = set(StatusFalse, ReasonStarting, MsgStarting, g)
+		running = set(StatusFalse, ReasonStarting, texts.starting, g)
 	case VMRunning:
-		running = set(StatusTrue, ReasonStarted, MsgStarted, g)
+		running = set(StatusTrue, ReasonStarted, texts.started, g)
 	case VMStartFailed:
 		running = set(StatusFalse, ReasonStartFailed, "", g)
 	case VMStopping:
-		running = set(StatusFalse, ReasonStopping, MsgStopping, g)
+		running = set(StatusFalse, ReasonStopping, texts.stopping, g)
 	case VMStopFailed:
 		running = set(StatusFalse, ReasonStopFailed, "", g)
 	case VMReconciling:
 		running = set(StatusUnknown, ReasonReconciling, MsgReconciling, g)
 	case VMDeleting:
-		running = set(StatusFalse, ReasonDeleting, MsgDeleting, g)
+		running = set(StatusFalse, ReasonDeleting, texts.deleting, g)
 	}
 	if !completing {
 		running = override(running, ms)

@@ -46,7 +46,7 @@ func TestDeriveVM(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.ms.ObservedGeneration = 3
-			created, running := deriveVM(&tt.ms, &tt.prevCreated)
+			created, running := deriveVM(&tt.ms, &tt.prevCreated, limaVMTexts)
 			if created != tt.created {
 				t.Errorf("Created = %+v, want %+v", created, tt.created)
 			}
@@ -159,5 +159,69 @@ func TestMergeFailedMessage(t *testing.T) {
 		if got := mergeFailedMessage(in); got != want {
 			t.Errorf("mergeFailedMessage(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The vm's default messages name the driver's machine: the reference's
+// exact texts for lima (and for a log that does not say), "Host engine"
+// for host, never "Lima instance" for a driver that is not lima.
+func TestVMMessagesFollowTheDriver(t *testing.T) {
+	t.Parallel()
+	if *limaVMTexts != (vmTexts{"Lima instance", MsgCreated, MsgStarting, MsgStarted, MsgStopped, MsgStopping, MsgDeleting}) {
+		t.Errorf("lima texts %+v differ from the reference constants", *limaVMTexts)
+	}
+	for _, tc := range []struct {
+		driver        string
+		want          string
+		created, stop string
+	}{
+		{"", "Lima instance is running", "Lima instance created successfully", "Lima instance is stopping"},
+		{"lima", "Lima instance is running", "Lima instance created successfully", "Lima instance is stopping"},
+		{"host", "Host engine is running", "Host engine created successfully", "Host engine is stopping"},
+		{"qemu", "VM is running", "VM created successfully", "VM is stopping"},
+	} {
+		t.Run("driver="+tc.driver, func(t *testing.T) {
+			t.Parallel()
+			b := newLog(t)
+			b.add(&DaemonStarted{Version: "v", PID: 1, VMDriver: tc.driver})
+			b.set(defaultSpec(true))
+			b.tr(MachineVM, "creating").tr(MachineVM, "stopped").tr(MachineVM, "starting").tr(MachineVM, "running")
+			if c := b.cond(CondRunning); c.Message != tc.want {
+				t.Errorf("Running message %q, want %q", c.Message, tc.want)
+			}
+			if c := b.cond(CondCreated); c.Message != tc.created {
+				t.Errorf("Created message %q, want %q", c.Message, tc.created)
+			}
+			b.tr(MachineVM, "stopping")
+			if c := b.cond(CondRunning); c.Message != tc.stop {
+				t.Errorf("Running message %q, want %q", c.Message, tc.stop)
+			}
+			if tc.driver != "" && tc.driver != "lima" {
+				for _, c := range b.snap().Status.Conditions {
+					if strings.Contains(c.Message, "Lima instance") {
+						t.Errorf("%s driver: %s says %q", tc.driver, c.Type, c.Message)
+					}
+				}
+			}
+			// A checkpoint keeps the driver, so a restored projector goes on
+			// with the same texts.
+			cp, err := b.p.Checkpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := UnmarshalCheckpoint(cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := NewProjector()
+			if err := p.Restore(s); err != nil {
+				t.Fatal(err)
+			}
+			b.p = p
+			b.tr(MachineVM, "stopped")
+			if c := b.cond(CondRunning); c.Message != strings.Replace(tc.stop, "stopping", "stopped", 1) {
+				t.Errorf("after restore: Running message %q", c.Message)
+			}
+		})
 	}
 }

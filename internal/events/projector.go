@@ -255,7 +255,7 @@ func (st *state) deriveConditions(seq uint64, at time.Time) {
 	}
 	var w [numSlots]want
 	vm := &st.machines[mVM]
-	w[slotCreated], w[slotRunning] = deriveVM(vm, &st.conds[slotCreated])
+	w[slotCreated], w[slotRunning] = deriveVM(vm, &st.conds[slotCreated], vmTextsFor(st.daemon.VMDriver))
 	w[slotEngine] = deriveEngine(&st.machines[mEngine])
 	w[slotKube] = deriveKube(&st.machines[mK3s], &st.machines[mKubeconfig])
 	vmExists := vm.State != "" && vm.State != string(VMAbsent)
