@@ -20,12 +20,13 @@ const (
 	TypeTransition     Type = "Transition"
 	TypeObserved       Type = "Observed"
 	TypeRecovered      Type = "Recovered"
+	TypeEffectFailed   Type = "EffectFailed"
 )
 
 // KnownTypes lists every type the codec accepts, in a stable order.
 var KnownTypes = []Type{
 	TypeDaemonStarted, TypeDaemonStopping, TypeSpecChanged, TypeAppDeleted,
-	TypeTransition, TypeObserved, TypeRecovered,
+	TypeTransition, TypeObserved, TypeRecovered, TypeEffectFailed,
 }
 
 // CurrentVersion is the payload schema version written for each type.
@@ -115,6 +116,8 @@ func Decode(e Envelope) (Payload, error) {
 		p = &Observed{}
 	case TypeRecovered:
 		p = &Recovered{}
+	case TypeEffectFailed:
+		p = &EffectFailed{}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %q at seq %d", ErrInvalidEnvelope, e.Type, e.Seq)
 	}

@@ -120,6 +120,7 @@ func (p *Projector) Apply(e Envelope) error {
 		ms.ObservedGeneration = max(ms.ObservedGeneration, tr.Generation)
 		ms.Reason = tr.Reason
 		ms.Message = TruncateMessage(tr.Message)
+		ms.Failure = nil
 		oldPort := ms.Facts.Port
 		ms.Facts = tr.Facts.Apply(ms.Facts)
 		if i == mK3s && ms.Facts.Port != oldPort {
@@ -209,6 +210,17 @@ func (p *Projector) Apply(e Envelope) error {
 		if _, ok := machineSlot(pl.Machine); !ok {
 			return fmt.Errorf("%w: seq %d: recovery of unknown machine %q", ErrFold, e.Seq, pl.Machine)
 		}
+		derive = false
+	case TypeEffectFailed:
+		pl, err := decodeAs[*EffectFailed](e)
+		if err != nil {
+			return err
+		}
+		i, ok := machineSlot(pl.Machine)
+		if !ok {
+			return fmt.Errorf("%w: seq %d: failure of unknown machine %q", ErrFold, e.Seq, pl.Machine)
+		}
+		st.machines[i].Failure = &Failure{Effect: pl.Effect, Message: TruncateMessage(pl.Message), Seq: e.Seq}
 		derive = false
 	default:
 		return fmt.Errorf("%w: seq %d: unknown event type %q", ErrFold, e.Seq, e.Type)

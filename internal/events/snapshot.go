@@ -70,6 +70,9 @@ type MachineStatus struct {
 	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message,omitempty"`
 	Facts   Facts  `json:"facts"`
+	// Failure is the last effect that failed without a failed state of its
+	// own (EffectFailed); the next transition clears it.
+	Failure *Failure `json:"failure,omitempty"`
 }
 
 // Snapshot is the projection of the log up to Seq (design.md §8). It is what

@@ -64,6 +64,12 @@ func EventSummary(e events.Envelope) string {
 		if p.Message != "" {
 			fmt.Fprintf(&b, ": %s", oneLine(p.Message))
 		}
+	case *events.EffectFailed:
+		fmt.Fprintf(&b, "%s %s failed", p.Machine, p.Effect)
+		if p.Generation != 0 {
+			fmt.Fprintf(&b, " gen=%d", p.Generation)
+		}
+		fmt.Fprintf(&b, ": %s", oneLine(p.Message))
 	default:
 		fmt.Fprintf(&b, "%s", e.Data)
 	}
