@@ -76,19 +76,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := p.EnsureDirs(); err != nil {
 		return err
 	}
-	logger := opts.Logger
-	if logger == nil {
-		level := opts.LogLevel
-		if level == "" {
-			level = getenv("RDD_LOG_LEVEL")
-		}
-		l, closeLog, err := newFileLogger(p.DaemonLog, level, getenv("RDD_KEEP_LOGS") != "")
-		if err != nil {
-			return err
-		}
-		defer closeLog()
-		logger = l
+	logger, closeLogger, err := daemonLogger(opts, getenv)
+	if err != nil {
+		return err
 	}
+	defer closeLogger()
 
 	log, err := store.Open(p.EventLog, store.Options{Timeout: storeOpenTimeout, Logger: logger, Instance: p.Name})
 	if err != nil {
@@ -102,29 +94,17 @@ func Run(ctx context.Context, opts Options) error {
 			logger.Error("close event log", zap.Error(err))
 		}
 	}()
-
 	proj, err := restoreProjector(log)
 	if err != nil {
 		return err
 	}
-
-	driverName, reason, err := chooseDriver(opts.VMDriver, getenv)
+	drv, reason, err := vmDriver(opts, getenv, logger)
 	if err != nil {
 		return err
-	}
-	drv := opts.Driver
-	if drv == nil {
-		switch driverName {
-		case "host":
-			drv = host.New(p, logger, host.Options{Network: getenv("RDD_HOST_NETWORK")})
-		default:
-			return fmt.Errorf("vm driver %q is not available in this build; use --vm-driver=host", driverName)
-		}
 	}
 	if c, ok := drv.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
-
 	retain, err := retention(opts.RetainEvents, getenv)
 	if err != nil {
 		return err
@@ -150,10 +130,46 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.w.appendOne(ctx, started); err != nil {
 		return fmt.Errorf("record daemon start in %s: %w", p.EventLog, err)
 	}
+	if err := d.recover(ctx, drv); err != nil {
+		return err
+	}
+	return d.serve(ctx, opts)
+}
 
-	d.vm = newVMController(d.w, drv, logger)
-	d.engine = newEngineController(d.w, p, getenv, logger)
-	d.kube = newKubeController(d.w, p.K3sConfig, logger)
+// daemonLogger is the test's logger, or zap JSON into the daemon log file.
+func daemonLogger(opts Options, getenv func(string) string) (*zap.Logger, func(), error) {
+	if opts.Logger != nil {
+		return opts.Logger, func() {}, nil
+	}
+	level := opts.LogLevel
+	if level == "" {
+		level = getenv("RDD_LOG_LEVEL")
+	}
+	return newFileLogger(opts.Paths.DaemonLog, level, getenv("RDD_KEEP_LOGS") != "")
+}
+
+// vmDriver is the test's driver, or the one design.md §4 chooses.
+func vmDriver(opts Options, getenv func(string) string, logger *zap.Logger) (vm.Driver, string, error) {
+	driverName, reason, err := chooseDriver(opts.VMDriver, getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	if opts.Driver != nil {
+		return opts.Driver, reason, nil
+	}
+	switch driverName {
+	case "host":
+		return host.New(opts.Paths, logger, host.Options{Network: getenv("RDD_HOST_NETWORK")}), reason, nil
+	}
+	return nil, "", fmt.Errorf("vm driver %q is not available in this build; use --vm-driver=host", driverName)
+}
+
+// recover builds the controllers and lets each re-observe what the log
+// believed before anything new is decided (design.md principle 6).
+func (d *daemon) recover(ctx context.Context, drv vm.Driver) error {
+	d.vm = newVMController(d.w, drv, d.logger)
+	d.engine = newEngineController(d.w, d.paths, d.getenv, d.logger)
+	d.kube = newKubeController(d.w, d.paths.K3sConfig, d.logger)
 	snap := d.w.Snapshot()
 	if err := d.vm.recover(ctx, snap); err != nil {
 		return fmt.Errorf("recover vm state: %w", err)
@@ -164,12 +180,18 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.kube.recover(ctx, snap); err != nil {
 		return fmt.Errorf("recover kubernetes state: %w", err)
 	}
+	return nil
+}
 
-	ln, err := api.Listen(p.Socket)
+// serve runs the controllers and the socket API until ctx ends or the API
+// fails, then shuts down: record it, stop the controllers, stop what runs
+// (machines do not survive a graceful stop), then stop serving.
+func (d *daemon) serve(ctx context.Context, opts Options) error {
+	ln, err := api.Listen(d.paths.Socket)
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(d, logger, api.ServerOptions{Version: opts.Version, Engine: d.engine})
+	srv := api.NewServer(d, d.logger, api.ServerOptions{Version: opts.Version, Engine: d.engine})
 
 	cctx, ccancel := context.WithCancel(context.WithoutCancel(ctx))
 	var ctlWG sync.WaitGroup
@@ -181,7 +203,7 @@ func Run(ctx context.Context, opts Options) error {
 	sctx, scancel := context.WithCancel(ctx)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(sctx, ln) }()
-	logger.Info("daemon serving", zap.String("socket", p.Socket), zap.String("vm-driver", drv.Name()), zap.Uint64("seq", d.w.Snapshot().Seq))
+	d.logger.Info("daemon serving", zap.String("socket", d.paths.Socket), zap.String("vm-driver", d.vm.drv.Name()), zap.Uint64("seq", d.w.Snapshot().Seq))
 	if opts.Ready != nil {
 		close(opts.Ready)
 	}
@@ -190,14 +212,12 @@ func Run(ctx context.Context, opts Options) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
-		logger.Error("api server failed", zap.Error(runErr))
+		d.logger.Error("api server failed", zap.Error(runErr))
 	}
 
-	// Graceful shutdown: record it, stop the controllers, stop what runs
-	// (machines do not survive a graceful stop), then stop serving.
 	stopCtx := context.WithoutCancel(ctx)
 	if err := d.w.appendOne(stopCtx, &events.DaemonStopping{Reason: shutdownReason(ctx, runErr)}); err != nil {
-		logger.Warn("record daemon stop", zap.Error(err))
+		d.logger.Warn("record daemon stop", zap.Error(err))
 	}
 	ccancel()
 	ctlWG.Wait()
@@ -208,7 +228,7 @@ func Run(ctx context.Context, opts Options) error {
 		<-serveErr
 	}
 	d.w.checkpoint(d.w.Snapshot())
-	logger.Info("daemon stopped")
+	d.logger.Info("daemon stopped")
 	return runErr
 }
 
@@ -345,12 +365,26 @@ func (d *daemon) DeleteApp(ctx context.Context, src api.Source) error {
 			return fmt.Errorf("wait for the App to stop before deleting it: %w", err)
 		}
 	}
-	if err := d.w.appendOne(ctx, &events.AppDeleted{Source: events.Source{UID: src.UID, PID: src.PID}}); err != nil {
+	envs, err := d.w.Append(ctx, &events.AppDeleted{Source: events.Source{UID: src.UID, PID: src.PID}})
+	if err != nil {
 		return err
 	}
-	return d.waitFor(ctx, func(s events.Snapshot) bool {
-		return s.Machine(events.MachineVM).State == string(events.VMAbsent)
+	deletedSeq := envs[0].Seq
+	var failure *events.Failure
+	err = d.waitFor(ctx, func(s events.Snapshot) bool {
+		vm := s.Machine(events.MachineVM)
+		if f := vm.Failure; f != nil && f.Seq > deletedSeq {
+			failure = f
+			return true
+		}
+		return vm.State == string(events.VMAbsent)
 	})
+	if err == nil && failure != nil {
+		return &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf(
+			"the App is deleted, but its %s machine could not be removed: %s (%s failed, seq %d); rdd keeps retrying in the background: fix the cause, then check `rdd status` or `rdd events`",
+			d.vm.drv.Name(), failure.Message, failure.Effect, failure.Seq)}
+	}
+	return err
 }
 
 func (d *daemon) waitFor(ctx context.Context, ok func(events.Snapshot) bool) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -283,49 +282,4 @@ func (td *testDaemon) dumpEvents() {
 		td.t.Logf("%s", raw)
 		return nil
 	})
-}
-
-// A process that keeps dying right after it starts is restarted with a
-// growing delay, and the log says so.
-func TestCrashLoopBacksOff(t *testing.T) {
-	td := startDaemon(t, testPaths(t), &fakeDriver{})
-	r := td.set("running", "true", "containerEngine.name", "containerd")
-	td.waitFor("running", settledAt(r.Generation))
-	for i := 1; i <= 2; i++ {
-		s, _ := td.cli.Status(context.Background())
-		count := s.Machine(events.MachineVM).Facts.RestartCount
-		if err := td.drv.crash(); err != nil {
-			t.Fatal(err)
-		}
-		td.waitFor("restarted", func(s events.Snapshot) bool {
-			return s.Machine(events.MachineVM).Facts.RestartCount == count+1
-		})
-	}
-	var crashes []events.Envelope
-	var starts []events.Envelope
-	_ = td.cli.Events(context.Background(), api.EventQuery{}, func(_ []byte, e events.Envelope) error {
-		if e.Type != events.TypeTransition {
-			return nil
-		}
-		p, _ := events.Decode(e)
-		switch p.(*events.Transition).Event {
-		case "crashed":
-			crashes = append(crashes, e)
-		case "started":
-			starts = append(starts, e)
-		}
-		return nil
-	})
-	if len(crashes) != 2 || len(starts) != 3 {
-		t.Fatalf("%d crashes and %d starts in the log, want 2 and 3", len(crashes), len(starts))
-	}
-	for i, want := range []time.Duration{vmCrashBackoffMin, 2 * vmCrashBackoffMin} {
-		if gap := starts[i+1].Time.Sub(crashes[i].Time); gap < want {
-			t.Errorf("restart %d came %s after the crash, want at least %s", i+1, gap, want)
-		}
-		p, _ := events.Decode(crashes[i])
-		if msg := p.(*events.Transition).Message; !strings.Contains(msg, "starting it again in "+want.String()) {
-			t.Errorf("crash %d message %q does not announce the %s delay", i+1, msg, want)
-		}
-	}
 }

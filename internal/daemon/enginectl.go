@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -14,33 +17,37 @@ import (
 	"github.com/rdd-project/rdd/internal/spec"
 )
 
-// engineController owns the engine machine, the Docker watcher while the VM
-// runs moby, and the Docker context (behavior.md §7.1, §7.4).
+// engineController executes the engine decisions (decideEngine,
+// decidePhase): it owns the Docker watcher while the VM runs moby, and the
+// Docker context (behavior.md §7.1, §7.4).
 type engineController struct {
 	m      *fsm.Machine
 	w      *writer
 	paths  paths.Paths
 	getenv func(string) string
 	logger *zap.Logger
-	kick   <-chan struct{}
-	phases chan engine.Phase
+	loop   *loop
 
 	mu      sync.Mutex // guards watcher for the inventory readers
 	watcher *engine.Watcher
 	cancel  context.CancelFunc
 	done    chan struct{}
-	// switched is true once the Docker context was published for this
-	// watcher (behavior.md §7.4: once per watcher start).
-	switched bool
+	// watchToken identifies the current watcher, so a late report of a
+	// stopped one is dropped.
+	watchToken int
+	// activated is true once the Docker context was published (or its
+	// publication failed and was recorded) for this watcher (§7.4).
+	activated bool
 	// contexts publishes and removes the Docker context and runs the
 	// current-context probe.
 	contexts *engine.ContextManager
 }
 
 func newEngineController(w *writer, p paths.Paths, getenv func(string) string, logger *zap.Logger) *engineController {
-	c := &engineController{w: w, paths: p, getenv: getenv, logger: logger.With(zap.String("machine", "engine")), kick: w.kick(), phases: make(chan engine.Phase, 16)}
+	c := &engineController{w: w, paths: p, getenv: getenv, logger: logger.With(zap.String("machine", "engine"))}
 	c.m = fsm.NewEngine(w.appendOne)
 	c.contexts = engine.NewContextManager(engine.DockerConfigDir(getenv, p.Home), p.Name, c.dockerHost(), getenv, c.logger, nil)
+	c.loop = newLoop("engine", c, w.kick(), c.logger)
 	return c
 }
 
@@ -59,17 +66,11 @@ func (c *engineController) recover(ctx context.Context, snap events.Snapshot) er
 
 func (c *engineController) run(ctx context.Context) {
 	defer c.stopWatcher()
-	for {
-		c.pass(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.kick:
-		case ph := <-c.phases:
-			c.onPhase(ctx, ph)
-		}
-	}
+	c.loop.run(ctx)
 }
+
+// wakeAt: the engine controller waits only for commits and watcher reports.
+func (c *engineController) wakeAt() time.Time { return time.Time{} }
 
 func (c *engineController) dockerHost() string {
 	if h := c.getenv("RDD_DOCKER_HOST"); h != "" {
@@ -89,109 +90,73 @@ func stampGen(snap events.Snapshot) int64 {
 	return g
 }
 
-func (c *engineController) pass(ctx context.Context) {
-	for i := 0; i < 8 && ctx.Err() == nil; i++ {
-		moved, err := c.step(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				c.logger.Error("engine step", zap.Error(err))
-			}
-			return
-		}
-		if !moved {
-			return
-		}
+func (c *engineController) input(snap events.Snapshot) engineInput {
+	exists := snap.Exists && snap.Spec != nil
+	return engineInput{
+		state:  events.EngineState(c.m.Current()),
+		exists: exists, vmRunning: snap.Machine(events.MachineVM).State == string(events.VMRunning),
+		moby: exists && snap.Spec.ContainerEngine.Name == spec.EngineMoby,
+		gen:  stampGen(snap), observed: snap.Machine(events.MachineEngine).ObservedGeneration,
+		watching: c.watcherRunning(), activated: c.activated,
 	}
 }
 
 func (c *engineController) step(ctx context.Context) (bool, error) {
-	snap := c.w.Snapshot()
-	st := snap.Machine(events.MachineEngine)
-	state := events.EngineState(c.m.Current())
-	vmRunning := snap.Machine(events.MachineVM).State == string(events.VMRunning)
-	exists := snap.Exists && snap.Spec != nil
-	moby := exists && snap.Spec.ContainerEngine.Name == spec.EngineMoby
-	gen := stampGen(snap)
+	return c.execute(ctx, decideEngine(c.input(c.w.Snapshot())))
+}
 
-	switch {
-	case exists && vmRunning && !moby:
-		if c.stopWatcher() {
-			c.removeContext(ctx) // a backend switch removes the context (§7.4)
-		}
-		if state != events.EngineStopped && state != events.EngineNotApplicable {
-			return true, c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
-		}
-		if state == events.EngineStopped {
-			return true, c.m.Fire(ctx, fsm.EngineNotApplicable, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
-		}
-	case exists && vmRunning && moby:
-		if c.watcherRunning() {
-			if state == events.EngineConnected && st.ObservedGeneration < gen {
-				return true, c.m.Observe(ctx, gen, events.FactsPatch{})
-			}
+func (c *engineController) execute(ctx context.Context, a engineAction) (bool, error) {
+	switch a.op {
+	case engineIdle:
+		return false, nil
+	case engineFire:
+		return true, c.m.Fire(ctx, a.event, a.change)
+	case engineObserve:
+		return true, c.m.Observe(ctx, a.change.Generation, a.change.Facts)
+	case engineWatch:
+		c.startWatcher(ctx)
+		if a.event == "" {
 			return false, nil
 		}
-		c.startWatcher(ctx)
-		if c.m.Can(fsm.EngineConnect) {
-			return true, c.m.Fire(ctx, fsm.EngineConnect, fsm.Change{Generation: gen, Message: "Connecting to " + c.dockerHost(), Facts: events.ReplaceFacts(events.Facts{})})
-		}
-		return false, nil
-	default:
-		wasRunning := c.stopWatcher()
-		if wasRunning || state != events.EngineStopped {
-			c.removeContext(ctx)
-		}
-		if state != events.EngineStopped {
-			return true, c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Facts: events.ReplaceFacts(events.Facts{})})
-		}
-	}
-	if exists && st.ObservedGeneration < gen {
-		return true, c.m.Observe(ctx, gen, events.FactsPatch{})
-	}
-	return false, nil
-}
-
-func (c *engineController) onPhase(ctx context.Context, ph engine.Phase) {
-	if !c.watcherRunning() {
-		return // a late report from a watcher already stopped
-	}
-	snap := c.w.Snapshot()
-	gen := stampGen(snap)
-	facts := events.Facts{Containers: ph.Counts.Containers, Images: ph.Counts.Images, Volumes: ph.Counts.Volumes}
-	state := events.EngineState(c.m.Current())
-	var err error
-	switch ph.State {
-	case engine.PhaseConnected:
-		if state == events.EngineConnected {
-			err = c.m.Observe(ctx, gen, events.ReplaceFacts(facts))
-		} else {
-			err = c.m.Fire(ctx, fsm.EngineConnected, fsm.Change{Generation: gen, Message: "Container engine synced", Facts: events.ReplaceFacts(facts)})
-		}
-		if err == nil && !c.switched {
-			c.switched = true
-			if err := c.contexts.Activate(ctx); err != nil {
-				c.logger.Warn("write docker context", zap.Error(err))
+		a.change.Message = "Connecting to " + c.dockerHost()
+		return true, c.m.Fire(ctx, a.event, a.change)
+	case engineUnwatch:
+		c.stopWatcher()
+		if err := c.contexts.Deactivate(ctx); err != nil {
+			if err := c.recordFailure(ctx, "remove docker context", a.change.Generation, err); err != nil {
+				return true, err
 			}
 		}
-	case engine.PhaseConnectFailed:
-		if state != events.EngineConnectFailed && c.m.Can(fsm.EngineConnectFailed) {
-			err = c.m.Fire(ctx, fsm.EngineConnectFailed, fsm.Change{Generation: gen, Message: phaseMessage(ph), Facts: events.ReplaceFacts(events.Facts{})})
+		if a.event == "" {
+			return true, nil
 		}
-	case engine.PhaseDisconnected:
-		if state == events.EngineConnected {
-			err = c.m.Fire(ctx, fsm.EngineDisconnected, fsm.Change{Generation: gen, Message: phaseMessage(ph), Facts: events.ReplaceFacts(events.Facts{})})
+		return true, c.m.Fire(ctx, a.event, a.change)
+	case engineActivate:
+		c.activated = true
+		if err := c.contexts.Activate(ctx); err != nil {
+			return true, c.recordFailure(ctx, "publish docker context", stampGen(c.w.Snapshot()), err)
 		}
+		return false, nil
 	}
-	if err != nil && ctx.Err() == nil {
-		c.logger.Error("record engine phase", zap.String("phase", string(ph.State)), zap.Error(err))
-	}
+	return false, fmt.Errorf("engine decision %s has no executor", a.op)
 }
 
-func phaseMessage(ph engine.Phase) string {
-	if ph.Err != nil {
-		return ph.Err.Error()
+// recordFailure appends a failed effect; the docker context is best effort,
+// so the machine stays where it is and the log says why.
+func (c *engineController) recordFailure(ctx context.Context, effect string, gen int64, err error) error {
+	c.logger.Warn("engine effect failed", zap.String("effect", effect), zap.Error(err))
+	return c.w.appendOne(ctx, &events.EffectFailed{Machine: events.MachineEngine, Effect: effect, Generation: gen, Message: err.Error()})
+}
+
+// onPhase records a report of the current watcher.
+func (c *engineController) onPhase(ctx context.Context, token int, ph engine.Phase) {
+	if token != c.watchToken || !c.watcherRunning() {
+		return // a late report from a watcher already stopped
 	}
-	return string(ph.State)
+	a := decidePhase(events.EngineState(c.m.Current()), stampGen(c.w.Snapshot()), ph)
+	if _, err := c.execute(ctx, a); err != nil && ctx.Err() == nil {
+		c.logger.Error("record engine phase", zap.String("phase", string(ph.State)), zap.Error(err))
+	}
 }
 
 func (c *engineController) watcherRunning() bool {
@@ -203,48 +168,33 @@ func (c *engineController) watcherRunning() bool {
 func (c *engineController) startWatcher(ctx context.Context) {
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	c.watchToken++
+	token := c.watchToken
 	w := engine.NewWatcher(c.dockerHost(), c.logger, engine.WatcherOptions{
 		OnPhase: func(ph engine.Phase) {
-			select {
-			case c.phases <- ph:
-			case <-wctx.Done():
-			}
+			c.loop.post(wctx, func(ctx context.Context) { c.onPhase(ctx, token, ph) })
 		},
 	})
 	c.mu.Lock()
-	c.watcher, c.cancel, c.done, c.switched = w, cancel, done, false
+	c.watcher, c.cancel, c.done = w, cancel, done
 	c.mu.Unlock()
+	c.activated = false
 	go func() { defer close(done); w.Run(wctx) }()
 }
 
-// stopWatcher cancels the watcher, waits for it, and reports whether one
-// was running. The Docker context is the caller's to remove.
-func (c *engineController) stopWatcher() bool {
+// stopWatcher cancels the watcher and waits for it. The Docker context is
+// the caller's to remove.
+func (c *engineController) stopWatcher() {
 	c.mu.Lock()
 	w, cancel, done := c.watcher, c.cancel, c.done
 	c.watcher, c.cancel, c.done = nil, nil, nil
 	c.mu.Unlock()
 	if w == nil {
-		return false
+		return
 	}
+	c.watchToken++
 	cancel()
 	<-done
-	// Drop reports the old watcher left behind.
-	for {
-		select {
-		case <-c.phases:
-		default:
-			return true
-		}
-	}
-}
-
-// removeContext stops a current-context probe still running and removes
-// the Docker context.
-func (c *engineController) removeContext(ctx context.Context) {
-	if err := c.contexts.Deactivate(ctx); err != nil {
-		c.logger.Warn("remove docker context", zap.Error(err))
-	}
 }
 
 // shutdown runs after the controller goroutine ended: the VM is about to
@@ -254,9 +204,11 @@ func (c *engineController) shutdown(ctx context.Context) {
 	if c.m.Current() == string(events.EngineStopped) {
 		return
 	}
-	c.removeContext(ctx)
+	if err := c.contexts.Deactivate(ctx); err != nil {
+		c.logger.Warn("remove docker context", zap.Error(err))
+	}
 	gen := stampGen(c.w.Snapshot())
-	if err := c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Message: "Container engine stopped because the daemon stops", Facts: events.ReplaceFacts(events.Facts{})}); err != nil {
+	if err := c.m.Fire(ctx, fsm.EngineStop, fsm.Change{Generation: gen, Message: "Container engine stopped because the daemon stops"}); err != nil {
 		c.logger.Warn("record engine stop", zap.Error(err))
 	}
 }
@@ -268,7 +220,7 @@ func (c *engineController) inventory() (*engine.Inventory, error) {
 	w := c.watcher
 	c.mu.Unlock()
 	if w == nil {
-		return nil, &api.Error{Code: api.CodeConflict, Message: "the container engine is not connected: start the App with `rdd start`"}
+		return nil, c.notConnected()
 	}
 	return w.Inventory(), nil
 }
@@ -298,4 +250,18 @@ func (c *engineController) Volumes(context.Context) (any, error) {
 		return nil, err
 	}
 	return inv.Volumes(), nil
+}
+
+// notConnected explains why there is no inventory, and what to do.
+func (c *engineController) notConnected() error {
+	snap := c.w.Snapshot()
+	switch {
+	case !snap.Exists || snap.Spec == nil:
+		return &api.Error{Code: api.CodeConflict, Message: "there is no App yet: create and start it with `rdd start`"}
+	case snap.Spec.ContainerEngine.Name != spec.EngineMoby:
+		return &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("the container engine is %s: rdd lists containers, images and volumes of moby only; use `nerdctl --address %s` (or `ctr`), or switch with `rdd set containerEngine.name=moby`", snap.Spec.ContainerEngine.Name, filepath.Join(c.paths.ShortDir, "containerd.sock"))}
+	case !snap.Spec.Running:
+		return &api.Error{Code: api.CodeConflict, Message: "the App is stopped: start it with `rdd start`"}
+	}
+	return &api.Error{Code: api.CodeConflict, Message: "the container engine is not connected yet: see `rdd why ContainerEngineReady`"}
 }

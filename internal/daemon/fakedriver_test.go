@@ -10,15 +10,23 @@ import (
 
 // fakeDriver is an in-memory vm.Driver that records calls and can crash or fail.
 type fakeDriver struct {
-	mu        sync.Mutex
-	created   bool
-	running   bool
-	pid       int
-	hash      string
-	exited    chan struct{}
-	calls     []string
-	startErr  error
-	createErr error
+	mu         sync.Mutex
+	created    bool
+	running    bool
+	pid        int
+	hash       string
+	exited     chan struct{}
+	calls      []string
+	startErr   error
+	createErr  error
+	deleteErr  error
+	inspectErr error
+}
+
+func (f *fakeDriver) setInspectErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inspectErr = err
 }
 
 var _ vm.Driver = (*fakeDriver)(nil)
@@ -79,6 +87,9 @@ func (f *fakeDriver) Stop(context.Context) error {
 func (f *fakeDriver) Inspect(context.Context) (vm.Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.inspectErr != nil {
+		return vm.Info{}, f.inspectErr
+	}
 	return f.infoLocked(), nil
 }
 
@@ -86,6 +97,9 @@ func (f *fakeDriver) Delete(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("delete")
+	if f.deleteErr != nil {
+		return f.deleteErr
+	}
 	if f.running {
 		f.running = false
 		close(f.exited)
