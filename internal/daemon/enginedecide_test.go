@@ -1,9 +1,15 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/rdd-project/rdd/internal/api"
+	"github.com/rdd-project/rdd/internal/store"
 
 	"github.com/rdd-project/rdd/internal/engine"
 	"github.com/rdd-project/rdd/internal/events"
@@ -137,4 +143,33 @@ func TestDecideKube(t *testing.T) {
 			t.Errorf("%s: %s is not an edge from %s", tc.name, got.event, tc.in.k3s)
 		}
 	}
+}
+
+// The inventory's refusal says why there is none and what to do, in the
+// user's situation: no App, a containerd engine, a stopped App.
+func TestInventoryRefusalExplains(t *testing.T) {
+	w := startWriter(t, store.NewMem())
+	c := newEngineController(w, testPaths(t), func(string) string { return "" }, zaptest.NewLogger(t))
+	check := func(want string) {
+		t.Helper()
+		_, err := c.Containers(context.Background())
+		var apiErr *api.Error
+		if !errors.As(err, &apiErr) || apiErr.Code != api.CodeConflict || !strings.Contains(apiErr.Message, want) {
+			t.Fatalf("inventory error %v, want a conflict saying %q", err, want)
+		}
+	}
+	check("there is no App yet")
+	set := func(kv ...string) {
+		req := api.SetRequest{Set: map[string]string{}}
+		for i := 0; i < len(kv); i += 2 {
+			req.Set[kv[i]] = kv[i+1]
+		}
+		if _, err := w.SetSpec(context.Background(), req, api.Source{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("running", "false")
+	check("the App is stopped")
+	set("containerEngine.name", "containerd")
+	check("containerd.sock")
 }
