@@ -9,11 +9,10 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/rdd-project/rdd/internal/api"
-	"github.com/rdd-project/rdd/internal/store"
-
 	"github.com/rdd-project/rdd/internal/engine"
 	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/fsm"
+	"github.com/rdd-project/rdd/internal/store"
 )
 
 func TestDecideEngine(t *testing.T) {
