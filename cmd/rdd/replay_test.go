@@ -193,3 +193,33 @@ func TestReplayAndWhyAfterRetention(t *testing.T) {
 		t.Errorf("why -o json = %d: %s", code, h.stdout)
 	}
 }
+
+// A failed effect with no failed state of its own (here: a delete the
+// driver refused) is named by `rdd why` while it stands.
+func TestWhyNamesStandingFailures(t *testing.T) {
+	envs := loadEvents(t, "start.ndjson")
+	last := envs[len(envs)-1]
+	fail, err := events.New(last.Time.Add(time.Second), &events.EffectFailed{Machine: events.MachineVM, Effect: "inspect", Message: "read /h/engine.json: input/output error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail.Seq = last.Seq + 1
+	envs = append(envs, fail)
+	r, err := explain(daemonLog{Envs: envs}, events.CondSettled, fail.Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Failures) != 1 || r.Failures[0].Seq != fail.Seq || r.Failures[0].Effect != "inspect" {
+		t.Fatalf("why Settled failures %+v, want the inspect failure at seq %d", r.Failures, fail.Seq)
+	}
+	var b strings.Builder
+	if err := r.writeText(&b, fail.Time); err != nil {
+		t.Fatal(err)
+	}
+	if want := "vm inspect failed: read /h/engine.json: input/output error"; !strings.Contains(b.String(), want) {
+		t.Errorf("why text does not say %q:\n%s", want, b.String())
+	}
+	if r, _ := explain(daemonLog{Envs: envs}, events.CondContainerEngineReady, fail.Time); len(r.Failures) != 0 {
+		t.Errorf("a vm failure shows on ContainerEngineReady: %+v", r.Failures)
+	}
+}

@@ -90,6 +90,27 @@ type whyReport struct {
 	// Retention is set when the daemon's retention policy removed the
 	// oldest events: the history starts at ReplayedFrom.
 	Retention *retentionInfo `json:"retention,omitempty"`
+	// Failures are failed effects still standing on the machines that feed
+	// the condition (EffectFailed: a delete, an inspect, …).
+	Failures []machineFailure `json:"failures,omitempty"`
+}
+
+type machineFailure struct {
+	Machine events.Machine `json:"machine"`
+	events.Failure
+}
+
+// feeding lists the machines whose state a condition is derived from.
+func feeding(t events.ConditionType) []events.Machine {
+	switch t {
+	case events.CondCreated, events.CondRunning:
+		return []events.Machine{events.MachineVM}
+	case events.CondContainerEngineReady:
+		return []events.Machine{events.MachineEngine}
+	case events.CondKubernetesReady:
+		return []events.Machine{events.MachineK3s, events.MachineKubeconfig}
+	}
+	return []events.Machine{events.MachineVM, events.MachineEngine, events.MachineK3s, events.MachineKubeconfig}
 }
 
 // retentionInfo says where a history cut by the retention policy starts.
@@ -153,6 +174,11 @@ func explain(l daemonLog, t events.ConditionType, now time.Time) (whyReport, err
 		return whyReport{}, fmt.Errorf("the App has no %s condition yet (seq %d)", t, s.Seq)
 	}
 	r := whyReport{Condition: c, Generation: s.Generation}
+	for _, m := range feeding(t) {
+		if f := s.Machine(m).Failure; f != nil {
+			r.Failures = append(r.Failures, machineFailure{Machine: m, Failure: *f})
+		}
+	}
 	if l.Base != nil {
 		r.Retention = &retentionInfo{RemovedThrough: l.RemovedThrough, ReplayedFrom: l.Base.Seq}
 	}
@@ -232,6 +258,9 @@ func (r whyReport) writeText(w io.Writer, now time.Time) error {
 		b.WriteString("The spec change it answers was removed by the retention policy.\n")
 	default:
 		b.WriteString("No spec change precedes it.\n")
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "Failed effect (seq %d): %s %s failed: %s\n", f.Seq, f.Machine, f.Effect, f.Message)
 	}
 	if gone {
 		fmt.Fprintf(&b, "Note: events up to seq %d were removed by the daemon's retention policy (RDD_RETAIN_EVENTS); replayed from its snapshot at seq %d.\n", r.Retention.RemovedThrough, r.Retention.ReplayedFrom)
