@@ -1,6 +1,8 @@
 // Package fsm holds rdd's four state machines — vm, engine, k3s and
 // kubeconfig — each a github.com/looplab/fsm machine wrapped so that callers
-// only see typed states and events.
+// only see typed states and events. The states, events and edges are the
+// table in internal/events (events.States, events.Edges), which the
+// projector reads too; this package only builds machines from it.
 //
 // Write-ahead contract: Machine.Fire appends a Transition event through the
 // Appender first and moves the machine only when the append succeeded, so a
