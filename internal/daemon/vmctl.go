@@ -23,8 +23,7 @@ type vmController struct {
 	loop   *loop
 	now    func() time.Time
 
-	// noun names the machine in condition messages: "Lima instance" for
-	// lima (the reference's exact texts), "Host engine" for host.
+	// noun names the machine in messages, as the projector's defaults do.
 	noun string
 
 	// retryAt delays the next attempt after a failed effect or a crash in a
@@ -48,10 +47,7 @@ const (
 )
 
 func newVMController(w *writer, drv vm.Driver, logger *zap.Logger) *vmController {
-	c := &vmController{drv: drv, w: w, logger: logger.With(zap.String("machine", "vm")), noun: "Lima instance", now: time.Now}
-	if drv.Name() != "lima" {
-		c.noun = "Host engine"
-	}
+	c := &vmController{drv: drv, w: w, logger: logger.With(zap.String("machine", "vm")), noun: events.VMNoun(drv.Name()), now: time.Now}
 	c.m = fsm.NewVM(w.appendOne)
 	c.loop = newLoop("vm", c, w.kick(), c.logger)
 	return c
