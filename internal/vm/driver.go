@@ -24,9 +24,13 @@ type Phase string
 
 const (
 	PhaseAbsent  Phase = "absent"  // nothing prepared on disk
-	PhaseStopped Phase = "stopped" // prepared, nothing running
-	PhaseRunning Phase = "running" // the engine process is alive
-	PhaseBroken  Phase = "broken"  // half there: e.g. a pid file naming a live process that is not ours
+	PhaseStopped Phase = "stopped" // prepared, nothing running (leftovers of an interrupted start already removed)
+	PhaseRunning Phase = "running" // the engine process is alive and answers
+	// PhaseBroken: something runs that is not a usable machine and that the
+	// driver did not stop on its own, e.g. an engine that does not answer,
+	// or a pid file naming a live process that is not ours. Start and Stop
+	// both clean it up; the caller need not wait for anything first.
+	PhaseBroken Phase = "broken"
 )
 
 // Info is the result of Inspect and Start.
@@ -53,12 +57,25 @@ type Driver interface {
 	// Create prepares the machine on disk. adopted is true when it already existed.
 	Create(ctx context.Context) (adopted bool, err error)
 	// Start boots the machine with cfg and returns once the engine process
-	// runs (for host: the socket accepts connections), or an error.
+	// runs (for host: the engine answers on its socket), or an error. It
+	// succeeds promptly from any state a crash can leave (PhaseBroken, a
+	// half-started machine, stale sockets, pid files, mounts): it removes
+	// the leftovers itself, so the caller never has to Stop or wait first.
 	Start(ctx context.Context, cfg Config) (Info, error)
-	// Stop stops the machine gracefully, then by force when ctx ends.
+	// Stop stops the machine gracefully, then by force when ctx ends, and
+	// removes what a half-started or crashed machine left behind, so that
+	// Inspect reports PhaseStopped afterwards.
 	Stop(ctx context.Context) error
-	// Inspect looks at the machine without changing it. A process that is
-	// running is re-adopted: the returned Info.Exited watches it.
+	// Inspect reports the machine promptly and truthfully: it waits only
+	// for an engine that is finishing its start or busy answering, never
+	// for one that cannot answer, and probes each process in its own
+	// protocol. A process that is running is
+	// re-adopted: the returned Info.Exited watches it. Inspect changes
+	// nothing else, with one exception: a machine left half-started by a
+	// daemon that died during Start (some of its processes never started,
+	// or some exited while the rest run) was never usable, so Inspect
+	// stops what runs of it and reports PhaseStopped, with a Message that
+	// names what it found. Recovery can then start the machine at once.
 	Inspect(ctx context.Context) (Info, error)
 	// Delete stops the machine by force and removes everything Create made.
 	Delete(ctx context.Context) error

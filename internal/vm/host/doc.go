@@ -29,10 +29,24 @@
 // per process, its name, pid, log file and start time in clock ticks since
 // boot (/proc/<pid>/stat field 22). A process counts as running only when its
 // pid exists, is not a zombie and has the recorded start time, so a reused
-// pid is never mistaken for the engine. Start rewrites the file after each
-// process it spawns, so an rdd crash at any point leaves every process
-// findable. Stop and Delete remove it; Inspect removes it once nothing it
-// names runs.
+// pid is never mistaken for the engine. Start records containerd's command
+// line before it spawns it and rewrites the file after each process it
+// spawns, so an rdd crash at any point leaves every process findable. Stop
+// and Delete remove it; Inspect removes it once nothing it names runs.
+//
+// # Interrupted starts
+//
+// An rdd killed during Start leaves a half-started machine: containerd up and
+// dockerd never spawned, a containerd spawned but not yet recorded, or part
+// of a machine whose other processes exited while no rdd ran. It never
+// served anyone, so Inspect stops it at once (SIGTERM, then SIGKILL after
+// 2 s; only the processes the state file names, their process group, and a
+// process with the recorded command line started after the recording rdd)
+// and reports it stopped, naming what it found. Start and Stop also unmount
+// what a SIGKILLed dockerd left mounted under D/engine and H/run. Every probe
+// speaks the protocol of its process: GET /_ping for dockerd, a gRPC Version
+// call for containerd. For the crash tests, RDD_HOST_TEST_HOLD=containerd
+// (or dockerd) makes Start block right after that process is recorded.
 //
 // # Network
 //

@@ -81,6 +81,10 @@ type Driver struct {
 	usePidfd bool
 	// inspectProbe is inspectProbeTimeout; tests shorten it.
 	inspectProbe time.Duration
+	// acceptGrace is the package's acceptGrace; tests shorten it.
+	acceptGrace time.Duration
+	// holdAfter is the crash tests' hook (testHoldEnv); "" in production.
+	holdAfter string
 
 	sem chan struct{} // holds one token while a method runs
 
@@ -110,6 +114,8 @@ func New(p paths.Paths, logger *zap.Logger, opts Options) *Driver {
 		opts:         opts,
 		usePidfd:     true,
 		inspectProbe: inspectProbeTimeout,
+		acceptGrace:  acceptGrace,
+		holdAfter:    os.Getenv(testHoldEnv),
 		sem:          make(chan struct{}, 1),
 	}
 }
@@ -180,12 +186,14 @@ func (d *Driver) prepareDirs() error {
 }
 
 // Start starts the engine for cfg unless it already runs, and returns once
-// its socket answers (H/docker.sock: GET /_ping; H/containerd.sock: accepts
-// a connection). Without a ctx deadline it waits Options.StartTimeout. A
+// its socket answers (H/docker.sock: GET /_ping; H/containerd.sock: a gRPC
+// Version call). Without a ctx deadline it waits Options.StartTimeout. A
 // machine that already runs with cfg.Hash() is re-adopted; one that runs with
-// another hash gives ErrOtherConfig. Leftovers of a broken machine are
-// stopped first. On failure nothing keeps running and the error quotes the
-// end of the engine log and names it.
+// another hash gives ErrOtherConfig. Leftovers of a broken or half-started
+// machine (processes, strays of an interrupted spawn, sockets, pid files,
+// mounts) are removed first, so Start succeeds from any state a crash left.
+// On failure nothing keeps running and the error quotes the end of the engine
+// log and names it.
 func (d *Driver) Start(ctx context.Context, cfg vm.Config) (vm.Info, error) {
 	if err := d.acquire(ctx); err != nil {
 		return vm.Info{}, err
@@ -236,6 +244,10 @@ func (d *Driver) Start(ctx context.Context, cfg vm.Config) (vm.Info, error) {
 	for _, f := range d.l.runtimeFiles() {
 		_ = os.Remove(f)
 	}
+	// Nothing of the machine runs now, so whatever is still mounted was
+	// leaked (by a SIGKILLed dockerd) and the new dockerd would stack its
+	// own mounts on top of it.
+	d.unmountLeftovers()
 	st, cmds, err := d.spawnMachine(ctx, cfg, ctrdBin, dockerdBin)
 	if err != nil {
 		return vm.Info{}, err
@@ -288,16 +300,22 @@ func (d *Driver) spawnMachine(ctx context.Context, cfg vm.Config, ctrdBin, docke
 		d.abortStart(st, cmds)
 		return state{}, nil, err
 	}
+	if err := d.recordIntent(&st, append([]string{ctrdBin}, ctrdArgs...)); err != nil {
+		return fail(err)
+	}
 	cmd, rec, err := spawn(ctrdBin, ctrdArgs, d.l.ctrdLog, 0)
 	if err != nil {
 		return fail(fmt.Errorf("host: %w", err))
 	}
 	cmds[rec.PID] = cmd
-	st.PGID, st.Socket, st.Procs = rec.PID, d.l.ctrdSock, []procRecord{rec}
+	st.PGID, st.Socket, st.Procs, st.Spawning = rec.PID, d.l.ctrdSock, []procRecord{rec}, nil
 	if err := writeState(d.l.stateFile, st); err != nil {
 		return fail(fmt.Errorf("host: %w", err))
 	}
-	if err := waitReady(ctx, rec, cmd, d.l.ctrdSock, dialSocket); err != nil {
+	if err := waitReady(ctx, rec, cmd, d.l.ctrdSock, containerdReady); err != nil {
+		return fail(err)
+	}
+	if err := d.testHold(ctx, "containerd"); err != nil {
 		return fail(err)
 	}
 	if cfg.Engine == spec.EngineContainerd {
@@ -315,6 +333,9 @@ func (d *Driver) spawnMachine(ctx context.Context, cfg vm.Config, ctrdBin, docke
 	st.Socket, st.Procs = d.l.dockerSock, append(st.Procs, rec)
 	if err := writeState(d.l.stateFile, st); err != nil {
 		return fail(fmt.Errorf("host: %w", err))
+	}
+	if err := d.testHold(ctx, "dockerd"); err != nil {
+		return fail(err)
 	}
 	if err := waitReady(ctx, rec, cmd, d.l.dockerSock, pingDocker); err != nil {
 		return fail(err)
@@ -399,11 +420,16 @@ func (d *Driver) track(st state, cmds map[int]*exec.Cmd) (*machine, error) {
 	return m, nil
 }
 
-// Inspect reports what runs, without starting or stopping anything: running
-// (every recorded process alive and the socket answering; the machine is
-// re-adopted and Info.Exited watches it), broken (some processes alive but
-// not all, or the socket not answering), stopped (prepared, nothing runs;
-// a stale state file is removed), or absent (Create never ran).
+// Inspect reports what runs: running (every process of the engine alive and
+// its socket answering in its own protocol; the machine is re-adopted and
+// Info.Exited watches it), stopped (prepared, nothing runs; a stale state
+// file is removed), absent (Create never ran) or broken (the engine runs
+// but does not answer, the state file is unreadable, or a dockerd rdd does
+// not track holds the pid file). It starts nothing and stops nothing, except
+// a half-started machine left by an rdd that died during Start (containerd
+// up and dockerd never started, an unrecorded spawn, or some processes gone
+// while the rest run): that one it stops at once, as cleanHalfStarted says,
+// and reports stopped with a message naming what it found.
 func (d *Driver) Inspect(ctx context.Context) (vm.Info, error) {
 	if err := d.acquire(ctx); err != nil {
 		return vm.Info{}, err
@@ -432,27 +458,24 @@ func (d *Driver) inspectLocked(ctx context.Context) (vm.Info, error) {
 		return info, nil
 	}
 	main := st.main()
-	live := st.live()
-	switch {
-	case len(live) == 0:
+	if len(st.live()) == 0 && len(st.strays()) == 0 {
 		for _, f := range d.l.runtimeFiles() {
 			_ = os.Remove(f)
 		}
-		d.log.Info("engine no longer running; removed stale state", zap.Int("pid", main.PID))
-		info = vm.Info{Phase: vm.PhaseStopped, TemplateHash: st.TemplateHash,
-			Message: fmt.Sprintf("%s (pid %d) is no longer running", main.Name, main.PID)}
-		return info, nil
-	case len(live) < len(st.Procs):
-		info = vm.Info{Phase: vm.PhaseBroken, TemplateHash: st.TemplateHash, Message: brokenMessage(st)}
-		return info, nil
+		msg := fmt.Sprintf("%s (pid %d) is no longer running", main.Name, main.PID)
+		if main.PID == 0 {
+			msg = "a start was interrupted before any engine process ran"
+		}
+		d.log.Info("engine no longer running; removed stale state", zap.String("found", msg))
+		return vm.Info{Phase: vm.PhaseStopped, TemplateHash: st.TemplateHash, Message: msg}, nil
 	}
-	probe := dialSocket
-	if st.Engine == spec.EngineMoby {
-		probe = pingDocker
+	if found := st.halfStarted(); found != "" {
+		return d.cleanHalfStarted(ctx, st, found)
 	}
-	if err := probeUntil(ctx, d.inspectProbe, st.Socket, probe); err != nil {
+	if err := d.probeEngine(ctx, st); err != nil {
 		info = vm.Info{Phase: vm.PhaseBroken, PID: main.PID, TemplateHash: st.TemplateHash,
-			Message: fmt.Sprintf("%s (pid %d) runs but %s does not answer: %v; see %s", main.Name, main.PID, st.Socket, err, main.Log)}
+			Message: fmt.Sprintf("%s (pid %d, up %s) runs but %s does not answer: %v; starting again restarts it; see %s",
+				main.Name, main.PID, processAge(main).Round(100*time.Millisecond), st.Socket, err, main.Log)}
 		return info, nil
 	}
 	m, err := d.track(st, nil)
@@ -481,20 +504,4 @@ func probeUntil(ctx context.Context, timeout time.Duration, sock string, probe f
 		case <-t.C:
 		}
 	}
-}
-
-// brokenMessage says which processes of st run and which do not.
-func brokenMessage(st state) string {
-	msg := ""
-	for _, p := range st.Procs {
-		if msg != "" {
-			msg += ", "
-		}
-		if p.alive() {
-			msg += fmt.Sprintf("%s (pid %d) runs", p.Name, p.PID)
-		} else {
-			msg += fmt.Sprintf("%s (pid %d) exited", p.Name, p.PID)
-		}
-	}
-	return "engine partly running: " + msg + "; stop the machine to clean up"
 }

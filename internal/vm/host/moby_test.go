@@ -84,6 +84,7 @@ func TestMobyLifecycle(t *testing.T) {
 
 	// A socket that does not answer makes the machine broken.
 	d.inspectProbe = 300 * time.Millisecond
+	d.acceptGrace = 0
 	if err := os.Rename(p.DockerSocket, p.DockerSocket+".away"); err != nil {
 		t.Fatal(err)
 	}

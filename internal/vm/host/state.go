@@ -34,6 +34,9 @@ type state struct {
 	// containerd engine); earlier ones are its helpers (the containerd that
 	// dockerd uses).
 	Procs []procRecord `json:"procs"`
+	// Spawning is set while a process is being spawned and not yet in
+	// Procs; see spawnIntent.
+	Spawning *spawnIntent `json:"spawning,omitempty"`
 }
 
 // main returns the engine process record.

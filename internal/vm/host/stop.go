@@ -21,10 +21,12 @@ const forceGrace = 5 * time.Second
 // its process group (dockerd first, so it can stop its containers while its
 // containerd still runs), each waited for until ctx's deadline (or
 // Options.StopTimeout without one); whatever still runs then gets SIGKILL.
-// It removes the sockets and the state file, and returns once the Exited
-// channel of the stopped machine is closed. Stop works the same for a
-// machine this Driver started and one it re-adopted, and is a no-op when
-// nothing runs.
+// It also kills what an interrupted start spawned without recording it,
+// unmounts what the engine left mounted under its directories (a SIGKILLed
+// dockerd keeps its mounts), removes the sockets, pid file and state file,
+// and returns once the Exited channel of the stopped machine is closed.
+// Stop works the same for a machine this Driver started and one it
+// re-adopted, and is a no-op when nothing runs.
 func (d *Driver) Stop(ctx context.Context) error {
 	if err := d.acquire(ctx); err != nil {
 		return err
@@ -48,6 +50,9 @@ func (d *Driver) stopLocked(ctx context.Context, grace time.Duration) error {
 		ok = false
 	}
 	if !ok {
+		if err == nil { // nothing recorded runs
+			d.unmountLeftovers()
+		}
 		d.removeRuntimeFiles()
 		d.teardownNetwork(ctx) // leftovers of an engine that died on its own
 		return nil
@@ -84,7 +89,9 @@ func (d *Driver) stopLocked(ctx context.Context, grace time.Duration) error {
 			return err
 		}
 	}
+	d.killStrays(ctx, st)
 	d.awaitWatcher(ctx, st)
+	d.unmountLeftovers()
 	d.removeRuntimeFiles()
 	d.teardownNetwork(ctx)
 	d.log.Info("engine stopped", zap.Int("pid", st.main().PID))

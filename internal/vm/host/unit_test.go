@@ -171,30 +171,6 @@ func TestStopEscalates(t *testing.T) {
 	}
 }
 
-func TestInspectPartialMachineIsBroken(t *testing.T) {
-	p := testPaths(t)
-	d := newTestDriver(t, p, Options{})
-	if _, err := d.Create(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	_, helper := spawnSleeper(t, "exec sleep 600", 0)
-	gone := procRecord{Name: "dockerd", PID: helper.PID, StartTicks: helper.StartTicks + 1}
-	st := state{Engine: spec.EngineMoby, PGID: helper.PID, Socket: p.DockerSocket, Procs: []procRecord{helper, gone}}
-	if err := writeState(d.l.stateFile, st); err != nil {
-		t.Fatal(err)
-	}
-	info, err := d.Inspect(context.Background())
-	if err != nil || info.Phase != vm.PhaseBroken || !strings.Contains(info.Message, "exited") {
-		t.Fatalf("Inspect = %+v, %v; want broken", info, err)
-	}
-	if err := d.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if helper.alive() {
-		t.Fatal("Stop left the helper running")
-	}
-}
-
 func TestStateRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "engine.json")
 	if _, ok, err := readState(path); ok || err != nil {
