@@ -33,6 +33,8 @@ const (
 	ReasonWaitingForNode = "WaitingForNode"
 	ReasonMergeFailed    = "MergeFailed"
 	ReasonReady          = "Ready"
+	// ReasonInstallFailed: the k3s binary could not be found or downloaded.
+	ReasonInstallFailed = "InstallFailed"
 	// Settled (it also forwards the reasons above)
 	ReasonSettled              = "Settled"
 	ReasonWaitingForLimaVM     = "WaitingForLimaVM"
@@ -64,6 +66,8 @@ const (
 	MsgKubeNotApplicable = "Kubernetes is not enabled"
 	MsgKubeNotRunning    = "VM is not running"
 	MsgKubeProbing       = "Waiting for k3s API server"
+	MsgKubeStarting      = "Starting k3s"
+	MsgKubeInstallFailed = "The k3s binary could not be installed"
 	MsgKubeWaitingNode   = "No node is Ready yet"
 	MsgKubeReady         = "Kubernetes cluster is ready"
 	// MsgKubePublishing is the message of KubernetesReady=False/Probing while
@@ -308,6 +312,10 @@ func deriveKube(k3s, kc *MachineStatus) want {
 		return override(set(StatusFalse, ReasonNotRunning, MsgKubeNotRunning, g), k3s)
 	case K3sProbing:
 		return override(set(StatusFalse, ReasonProbing, MsgKubeProbing, g), k3s)
+	case K3sStarting:
+		return override(set(StatusFalse, ReasonProbing, MsgKubeStarting, g), k3s)
+	case K3sInstallFailed:
+		return override(set(StatusFalse, ReasonInstallFailed, MsgKubeInstallFailed, g), k3s)
 	case K3sWaitingForNode:
 		return override(set(StatusFalse, ReasonWaitingForNode, MsgKubeWaitingNode, g), k3s)
 	case K3sReady:

@@ -49,6 +49,12 @@ const (
 	EventK3sNodeReady Event = "nodeReady"
 	// EventK3sUnhealthy: a decisive probe failure, or the third ambiguous one.
 	EventK3sUnhealthy Event = "unhealthy"
+	// EventK3sStart: rdd gets k3s and starts its process, first or again
+	// after it exited.
+	EventK3sStart Event = "start"
+	// EventK3sProgress: news while starting (download progress, a retry).
+	EventK3sProgress      Event = "progress"
+	EventK3sInstallFailed Event = "installFailed"
 )
 
 // kubeconfig machine events.
@@ -108,14 +114,18 @@ var machineDefs = [numMachines]machineDef{
 	},
 	mK3s: {
 		initial: string(K3sNotApplicable),
-		states:  strs(K3sNotApplicable, K3sNotRunning, K3sProbing, K3sWaitingForNode, K3sReady),
+		states:  strs(K3sNotApplicable, K3sNotRunning, K3sStarting, K3sInstallFailed, K3sProbing, K3sWaitingForNode, K3sReady),
 		edges: []Edge{
-			{EventK3sDisable, strs(K3sNotRunning, K3sProbing, K3sWaitingForNode, K3sReady), string(K3sNotApplicable)},
-			{EventK3sVMDown, strs(K3sNotApplicable, K3sProbing, K3sWaitingForNode, K3sReady), string(K3sNotRunning)},
-			{EventK3sProbe, strs(K3sNotApplicable, K3sNotRunning), string(K3sProbing)},
+			{EventK3sDisable, strs(K3sNotRunning, K3sStarting, K3sInstallFailed, K3sProbing, K3sWaitingForNode, K3sReady), string(K3sNotApplicable)},
+			{EventK3sVMDown, strs(K3sNotApplicable, K3sStarting, K3sInstallFailed, K3sProbing, K3sWaitingForNode, K3sReady), string(K3sNotRunning)},
+			{EventK3sStart, strs(K3sNotApplicable, K3sNotRunning, K3sInstallFailed, K3sProbing, K3sWaitingForNode, K3sReady), string(K3sStarting)},
+			{EventK3sProgress, strs(K3sStarting), string(K3sStarting)},
+			{EventK3sInstallFailed, strs(K3sStarting), string(K3sInstallFailed)},
+			{EventK3sProbe, strs(K3sNotApplicable, K3sNotRunning, K3sStarting), string(K3sProbing)},
 			{EventK3sHealthy, strs(K3sProbing), string(K3sWaitingForNode)},
 			{EventK3sNodeReady, strs(K3sWaitingForNode, K3sProbing), string(K3sReady)},
-			{EventK3sUnhealthy, strs(K3sWaitingForNode, K3sReady), string(K3sProbing)},
+			// From probing too: a probe whose cause changed says so.
+			{EventK3sUnhealthy, strs(K3sProbing, K3sWaitingForNode, K3sReady), string(K3sProbing)},
 		},
 	},
 	mKubeconfig: {

@@ -41,6 +41,11 @@ const (
 	K3sProbing        K3sState = "probing"
 	K3sWaitingForNode K3sState = "waitingForNode"
 	K3sReady          K3sState = "ready"
+	// K3sStarting: rdd gets the k3s binary and starts its process (drivers
+	// on which rdd runs k3s itself; in a VM the template starts it).
+	K3sStarting K3sState = "starting"
+	// K3sInstallFailed: the k3s binary could not be found or downloaded.
+	K3sInstallFailed K3sState = "installFailed"
 )
 
 // KubeconfigState is a state of the kubeconfig machine.
