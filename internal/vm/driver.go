@@ -41,6 +41,9 @@ type Info struct {
 	// TemplateHash is the Config.Hash the running machine was started with,
 	// "" when unknown.
 	TemplateHash string
+	// RestartKey is the driver's restart key (RestartKeyer) of the running
+	// machine's configuration, "" when the driver does not tell.
+	RestartKey string
 	// Exited is closed when the process found running exits. Nil unless
 	// Phase is PhaseRunning.
 	Exited <-chan struct{}

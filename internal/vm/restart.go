@@ -16,3 +16,10 @@ func RestartKeyOf(d Driver, cfg Config) string {
 	}
 	return cfg.Hash()
 }
+
+// SameRestartKey reports whether a running machine can be adopted for a
+// configuration with restart key key and hash hash: the same template, or a
+// difference that needs no restart.
+func SameRestartKey(running Info, key, hash string) bool {
+	return running.TemplateHash == hash || (running.RestartKey != "" && running.RestartKey == key)
+}

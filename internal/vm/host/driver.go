@@ -188,8 +188,9 @@ func (d *Driver) prepareDirs() error {
 // Start starts the engine for cfg unless it already runs, and returns once
 // its socket answers (H/docker.sock: GET /_ping; H/containerd.sock: a gRPC
 // Version call). Without a ctx deadline it waits Options.StartTimeout. A
-// machine that already runs with cfg.Hash() is re-adopted; one that runs with
-// another hash gives ErrOtherConfig. Leftovers of a broken or half-started
+// machine that already runs with cfg's engine is re-adopted (a Kubernetes
+// change needs no engine restart); one that runs another engine gives
+// ErrOtherConfig. Leftovers of a broken or half-started
 // machine (processes, strays of an interrupted spawn, sockets, pid files,
 // mounts) are removed first, so Start succeeds from any state a crash left.
 // On failure nothing keeps running and the error quotes the end of the engine
@@ -224,7 +225,7 @@ func (d *Driver) Start(ctx context.Context, cfg vm.Config) (vm.Info, error) {
 		return vm.Info{}, err
 	}
 	switch {
-	case info.Phase == vm.PhaseRunning && info.TemplateHash == cfg.Hash():
+	case info.Phase == vm.PhaseRunning && vm.SameRestartKey(info, d.RestartKey(cfg), cfg.Hash()):
 		d.log.Info("engine already running", zap.Int("pid", info.PID))
 		return info, nil
 	case info.Phase == vm.PhaseRunning:
@@ -264,7 +265,7 @@ func (d *Driver) Start(ctx context.Context, cfg vm.Config) (vm.Info, error) {
 	}
 	main := st.main()
 	d.log.Info("engine started", zap.String("engine", string(st.Engine)), zap.Int("pid", main.PID), zap.Int("pgid", st.PGID))
-	return vm.Info{Phase: vm.PhaseRunning, PID: main.PID, TemplateHash: st.TemplateHash, Exited: m.exited,
+	return vm.Info{Phase: vm.PhaseRunning, PID: main.PID, TemplateHash: st.TemplateHash, RestartKey: d.RestartKey(vm.Config{Engine: st.Engine}), Exited: m.exited,
 		Message: fmt.Sprintf("%s started (pid %d)", main.Name, main.PID)}, nil
 }
 
@@ -482,7 +483,7 @@ func (d *Driver) inspectLocked(ctx context.Context) (vm.Info, error) {
 	if err != nil {
 		return vm.Info{}, err
 	}
-	return vm.Info{Phase: vm.PhaseRunning, PID: main.PID, TemplateHash: st.TemplateHash, Exited: m.exited,
+	return vm.Info{Phase: vm.PhaseRunning, PID: main.PID, TemplateHash: st.TemplateHash, RestartKey: d.RestartKey(vm.Config{Engine: st.Engine}), Exited: m.exited,
 		Message: fmt.Sprintf("%s running (pid %d)", main.Name, main.PID)}, nil
 }
 
