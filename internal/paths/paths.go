@@ -40,6 +40,12 @@ type Paths struct {
 	DaemonStderrLog string // L/rdd.stderr.log
 	EngineDataDir   string // D/engine (host driver: dockerd/containerd data)
 	EngineRunDir    string // H/run (host driver: exec-root, pid files)
+
+	// CacheDir holds downloads every instance of the user can share (k3s
+	// binaries): a cache, not instance data, so it goes where backups and
+	// cleaners expect re-downloadable files, ~/.cache/rdd or
+	// ~/Library/Caches/rdd, rather than next to D.
+	CacheDir string
 }
 
 // Resolve builds the paths of instance suffix s for the user whose home is home.
@@ -58,9 +64,11 @@ func Resolve(s, home string, getenv func(string) string) (Paths, error) {
 	if runtime.GOOS == "darwin" {
 		p.ServiceDir = filepath.Join(home, "Library", "Application Support", p.Name)
 		p.LogDir = filepath.Join(home, "Library", "Logs", p.Name)
+		p.CacheDir = filepath.Join(home, "Library", "Caches", "rdd")
 	} else {
 		p.ServiceDir = filepath.Join(home, ".local", "share", p.Name)
 		p.LogDir = filepath.Join(home, ".local", "state", p.Name)
+		p.CacheDir = filepath.Join(home, ".cache", "rdd")
 	}
 	if d := getenv("RDD_LOG_DIR"); d != "" {
 		p.LogDir = d
