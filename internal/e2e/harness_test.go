@@ -68,6 +68,9 @@ func newInstance(t *testing.T) *instance {
 		"DOCKER_CONFIG="+filepath.Join(home, ".docker"),
 		"KUBECONFIG="+filepath.Join(home, ".kube", "config"),
 		"RDD_LOG_LEVEL=debug",
+		// Tests never download k3s: a mirror on a closed loopback port
+		// makes a missing binary fail fast instead of reaching the Internet.
+		"RDD_K3S_MIRROR=http://127.0.0.1:1/no-downloads-in-tests",
 	)
 	t.Cleanup(func() { in.teardown() })
 	return in
@@ -79,7 +82,7 @@ func filteredEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "HOME", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "KUBECONFIG", "RDD_INSTANCE", "RDD_VM_DRIVER", "RDD_LOG_DIR":
+		case "HOME", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "KUBECONFIG", "RDD_INSTANCE", "RDD_VM_DRIVER", "RDD_LOG_DIR", "RDD_K3S_BIN", "RDD_K3S_MIRROR":
 			continue
 		}
 		out = append(out, kv)
