@@ -169,7 +169,7 @@ func vmDriver(opts Options, getenv func(string) string, logger *zap.Logger) (vm.
 func (d *daemon) recover(ctx context.Context, drv vm.Driver) error {
 	d.vm = newVMController(d.w, drv, d.logger)
 	d.engine = newEngineController(d.w, d.paths, d.getenv, d.logger)
-	d.kube = newKubeController(d.w, d.paths.K3sConfig, d.logger)
+	d.kube = newKubeController(d.w, d.paths, d.getenv, drv, d.logger)
 	snap := d.w.Snapshot()
 	if err := d.vm.recover(ctx, snap); err != nil {
 		return fmt.Errorf("recover vm state: %w", err)
@@ -221,6 +221,7 @@ func (d *daemon) serve(ctx context.Context, opts Options) error {
 	}
 	ccancel()
 	ctlWG.Wait()
+	d.kube.shutdown(stopCtx)
 	d.engine.shutdown(stopCtx)
 	d.vm.shutdown(stopCtx)
 	scancel()

@@ -112,38 +112,6 @@ func TestDecidePhase(t *testing.T) {
 	}
 }
 
-func TestDecideKube(t *testing.T) {
-	base := kubeInput{exists: true, enabled: true, vmRunning: true, k3s: events.K3sProbing, kubeconfig: events.KubeconfigAbsent, gen: 2, k3sObserved: 2, kcfgObserved: 2, k3sConfig: "/d/k3s.yaml"}
-	with := func(f func(*kubeInput)) kubeInput { in := base; f(&in); return in }
-	cases := []struct {
-		name  string
-		in    kubeInput
-		op    kubeOp
-		event fsm.Event
-	}{
-		{"probing at rest", base, kubeIdle, ""},
-		{"no App", with(func(in *kubeInput) { in.exists = false }), kubeIdle, ""},
-		{"enabled on a running vm: probe", with(func(in *kubeInput) { in.k3s = events.K3sNotApplicable }), kubeFireK3s, fsm.K3sProbe},
-		{"vm came back: probe", with(func(in *kubeInput) { in.k3s = events.K3sNotRunning }), kubeFireK3s, fsm.K3sProbe},
-		{"disabled: not applicable", with(func(in *kubeInput) { in.enabled = false }), kubeFireK3s, fsm.K3sDisable},
-		{"disabled and ready: not applicable", with(func(in *kubeInput) { in.enabled, in.k3s = false, events.K3sReady }), kubeFireK3s, fsm.K3sDisable},
-		{"disabled at rest", with(func(in *kubeInput) { in.enabled, in.k3s = false, events.K3sNotApplicable }), kubeIdle, ""},
-		{"vm down: not running", with(func(in *kubeInput) { in.vmRunning = false }), kubeFireK3s, fsm.K3sVMDown},
-		{"vm down at rest", with(func(in *kubeInput) { in.vmRunning, in.k3s = false, events.K3sNotRunning }), kubeIdle, ""},
-		{"new generation: kubeconfig observes first", with(func(in *kubeInput) { in.gen = 3 }), kubeObserveKubeconfig, ""},
-		{"new generation: then k3s observes", with(func(in *kubeInput) { in.gen, in.kcfgObserved = 3, 3 }), kubeObserveK3s, ""},
-	}
-	for _, tc := range cases {
-		got := decideKube(tc.in)
-		if got.op != tc.op || got.event != tc.event {
-			t.Errorf("%s: decideKube = %v %q, want %v %q", tc.name, got.op, got.event, tc.op, tc.event)
-		}
-		if got.event != "" && !edgeExists(events.MachineK3s, tc.in.k3s, got.event) {
-			t.Errorf("%s: %s is not an edge from %s", tc.name, got.event, tc.in.k3s)
-		}
-	}
-}
-
 // The inventory's refusal says why there is none and what to do, in the
 // user's situation: no App, a containerd engine, a stopped App.
 func TestInventoryRefusalExplains(t *testing.T) {

@@ -134,7 +134,7 @@ func (c *vmController) create(ctx context.Context, ch fsm.Change) error {
 
 func (c *vmController) start(ctx context.Context, cfg vm.Config, facts events.Facts, ch fsm.Change) error {
 	// Starting may be re-entered after a daemon crash: adopt what runs.
-	if info, err := c.drv.Inspect(ctx); err == nil && info.Phase == vm.PhaseRunning && info.TemplateHash == cfg.Hash() {
+	if info, err := c.drv.Inspect(ctx); err == nil && info.Phase == vm.PhaseRunning && vm.SameRestartKey(info, vm.RestartKeyOf(c.drv, cfg), cfg.Hash()) {
 		return c.started(ctx, cfg, facts, info, ch)
 	}
 	sctx, cancel := context.WithTimeout(ctx, vmStartTimeout)
@@ -189,6 +189,9 @@ func (c *vmController) reconcile(ctx context.Context, a vmAction) error {
 	if info.Phase == vm.PhaseRunning && a.running {
 		c.succeeded()
 		patch := events.FactsPatch{PID: events.Int(info.PID), TemplateHash: events.Str(info.TemplateHash)}
+		if info.RestartKey != "" {
+			patch.RestartKey = events.Str(info.RestartKey)
+		}
 		// Running becomes True/Started again (behavior.md §6.1).
 		snap := c.w.Snapshot()
 		patch.RestartCount = events.Int(snap.Machine(events.MachineVM).Facts.RestartCount + 1)
@@ -288,8 +291,12 @@ func (c *vmController) recover(ctx context.Context, snap events.Snapshot) error 
 		info = vm.Info{Phase: vm.PhaseBroken, Message: err.Error()}
 	}
 	r := decideRecovery(believed, info.Phase, st.Facts.PID, info.PID)
-	if r.message == "" {
+	switch {
+	case r.message == "":
 		r.message = info.Message
+	case info.Phase != vm.PhaseRunning && info.Message != "":
+		// What the driver found and cleaned up is the useful part.
+		r.message += ": " + info.Message
 	}
 	rec := &events.Recovered{Machine: events.MachineVM, Believed: string(believed), Found: string(info.Phase), PID: info.PID, Message: r.message}
 	if err := c.w.appendOne(ctx, rec); err != nil {
