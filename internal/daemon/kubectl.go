@@ -420,7 +420,14 @@ func (c *kubeController) check(ctx context.Context, snap events.Snapshot, gen in
 		ready, err = kube.AnyNodeReady(ctx, rc, 0)
 		if err == nil && ready {
 			c.checkAt = nextCheck(events.K3sReady, c.now())
-			return c.k3s.Fire(ctx, fsm.K3sNodeReady, fsm.Change{Generation: gen})
+			if err := c.k3s.Fire(ctx, fsm.K3sNodeReady, fsm.Change{Generation: gen}); err != nil {
+				return err
+			}
+			// F2: the user's current-context is looked at once per Ready
+			// transition, not on every pass, so a blip of their own
+			// cluster never hands their kubectl to rdd.
+			c.switchContext(ctx)
+			return nil
 		}
 	}
 	if err != nil {
@@ -466,12 +473,11 @@ func (c *kubeController) publish(ctx context.Context, gen int64) bool {
 			return false
 		}
 	}
-	c.switchContext(ctx)
 	return true
 }
 
-// switchContext runs the current-context policy (§8.3 step 6, F2/F3) in the
-// background on every healthy pass, cancelling the previous run.
+// switchContext runs the current-context policy (§8.3 step 6, F3) in the
+// background, cancelling a previous run.
 func (c *kubeController) switchContext(ctx context.Context) {
 	if c.switchCancel != nil {
 		c.switchCancel()
