@@ -484,16 +484,41 @@ func (c *kubeController) switchContext(ctx context.Context) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	c.switchCancel = cancel
-	pub, logger := c.pub, c.logger
+	pub := c.pub
 	go func() {
 		d, changed, err := kube.SwitchCurrentContext(sctx, pub, kube.DefaultProbeTimeout)
-		switch {
-		case err != nil && sctx.Err() == nil:
-			logger.Warn("current-context check", zap.Error(err))
-		case changed:
-			logger.Info("switched current-context", zap.String("from", d.Current), zap.String("to", pub.Name), zap.String("reason", string(d.Reason)), zap.String("detail", d.Detail))
+		if sctx.Err() != nil {
+			return
 		}
+		c.loop.post(sctx, func(ctx context.Context) { c.recordContextDecision(ctx, d, changed, err) })
 	}()
+}
+
+// recordContextDecision puts the current-context decision in the log: a
+// switch of the user's kubectl is an effect they must be able to trace.
+func (c *kubeController) recordContextDecision(ctx context.Context, d kube.ContextDecision, changed bool, err error) {
+	var msg string
+	switch {
+	case err != nil:
+		c.errs.Log("current-context check", err)
+		msg = fmt.Sprintf("current-context %q left alone: %v", d.Current, err)
+	case changed:
+		msg = fmt.Sprintf("current-context switched from %q to %q (%s)", d.Current, c.pub.Name, d.Reason)
+		c.logger.Info("switched current-context", zap.String("from", d.Current), zap.String("to", c.pub.Name), zap.String("reason", string(d.Reason)), zap.String("detail", d.Detail))
+	default:
+		msg = fmt.Sprintf("current-context %q kept (%s)", d.Current, d.Reason)
+	}
+	if d.Detail != "" {
+		msg += ": " + d.Detail
+	}
+	if !c.kcfg.Can(fsm.KubeconfigCurrentContext) {
+		return
+	}
+	snap := c.w.Snapshot()
+	gen := snap.Machine(events.MachineKubeconfig).ObservedGeneration
+	if ferr := c.kcfg.Fire(ctx, fsm.KubeconfigCurrentContext, fsm.Change{Generation: gen, Message: msg}); ferr != nil {
+		c.logger.Error("record current-context decision", zap.Error(ferr))
+	}
 }
 
 func (c *kubeController) remove(ctx context.Context, gen int64) error {

@@ -63,6 +63,9 @@ const (
 	EventKubeconfigMergeFailed Event = "mergeFailed"
 	EventKubeconfigRemove      Event = "remove"
 	EventKubeconfigRemoved     Event = "removed"
+	// EventKubeconfigCurrentContext records the current-context decision
+	// taken once per Ready transition (kept or switched, and why).
+	EventKubeconfigCurrentContext Event = "currentContext"
 )
 
 // Edge is one allowed transition: on Event, every state in From moves to To.
@@ -136,6 +139,7 @@ var machineDefs = [numMachines]machineDef{
 			{EventKubeconfigMergeFailed, strs(KubeconfigAbsent, KubeconfigMerged), string(KubeconfigMergeFailed)},
 			{EventKubeconfigRemove, strs(KubeconfigMerged, KubeconfigMergeFailed), string(KubeconfigRemoving)},
 			{EventKubeconfigRemoved, strs(KubeconfigRemoving), string(KubeconfigAbsent)},
+			{EventKubeconfigCurrentContext, strs(KubeconfigMerged), string(KubeconfigMerged)},
 		},
 	},
 }
