@@ -553,9 +553,12 @@ func listensOn(pid, port int) bool {
 
 // k3sEnv is childEnv without K3S_* (a user's K3S_URL or K3S_TOKEN would
 // make rdd's k3s join another cluster) and with K3S_CONFIG_FILE naming
-// rdd's empty config file.
+// rdd's empty config file. K3S_STANDIN_* pass: k3s reads none of them, and
+// they are the knobs of the test stand-in (internal/kube/kubetest).
 func k3sEnv(env []string, configFile string) []string {
-	out := slices.DeleteFunc(childEnv(env), func(kv string) bool { return strings.HasPrefix(kv, "K3S_") })
+	out := slices.DeleteFunc(childEnv(env), func(kv string) bool {
+		return strings.HasPrefix(kv, "K3S_") && !strings.HasPrefix(kv, "K3S_STANDIN_")
+	})
 	return append(out, "K3S_CONFIG_FILE="+configFile)
 }
 

@@ -204,8 +204,8 @@ func TestK3sNodeName(t *testing.T) {
 }
 
 func TestK3sEnv(t *testing.T) {
-	got := k3sEnv([]string{"PATH=/bin", "K3S_URL=https://elsewhere:6443", "K3S_TOKEN=x", "NOTIFY_SOCKET=/run/n"}, "/h/run/k3s-config.yaml")
-	want := []string{"PATH=/bin", "K3S_CONFIG_FILE=/h/run/k3s-config.yaml"}
+	got := k3sEnv([]string{"PATH=/bin", "K3S_URL=https://elsewhere:6443", "K3S_TOKEN=x", "NOTIFY_SOCKET=/run/n", "K3S_STANDIN_NODE_READY=false"}, "/h/run/k3s-config.yaml")
+	want := []string{"PATH=/bin", "K3S_STANDIN_NODE_READY=false", "K3S_CONFIG_FILE=/h/run/k3s-config.yaml"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("k3sEnv = %q, want %q", got, want)
 	}
@@ -564,4 +564,34 @@ func TestK3sStandin(t *testing.T) {
 	}
 	waitClosed(t, info.Exited, 10*time.Second, "Exited")
 	assertGroupGone(t, info.PID)
+}
+
+// TestK3sMachineStop: the machine's Stop stops k3s first, with a bounded
+// grace, through stopKubernetesForMachine.
+func TestK3sMachineStop(t *testing.T) {
+	t.Parallel()
+	p := testPaths(t)
+	d := newK3sTestDriver(t, p)
+	fakeEngine(t, d, spec.EngineContainerd)
+	ctx := startCtx(t)
+	cfg := vm.KubernetesConfig{Binary: fakeK3sBinary(t), Port: freePort(t), Engine: spec.EngineContainerd}
+	info, err := d.StartKubernetes(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = d.stopKubernetesForMachine(ctx)
+	d.release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isClosed(info.Exited) {
+		t.Fatal("Exited is open after the machine's k3s stop")
+	}
+	assertGroupGone(t, info.PID)
+	if !fileExists(filepath.Join(p.ServiceDir, "k3s")) {
+		t.Fatal("stopping the machine removed k3s's data")
+	}
 }
