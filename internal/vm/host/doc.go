@@ -89,6 +89,18 @@
 // plugin, which would run CNI, is disabled), so containers run with
 // whatever the user sets up (e.g. `ctr run --net-host`, or CNI by hand).
 //
+// # Kubernetes
+//
+// With Kubernetes enabled, the kube controller has the driver run `k3s
+// server` (vm.KubernetesRunner, k3s.go) beside the engine but outside the
+// machine: k3s leads a process group of its own, is recorded in
+// H/run/k3s.json (command line, tag, port, pid and start ticks) and has its
+// own pidfd watcher, so a k3s exit never tears the engine down and toggling
+// Kubernetes never restarts the engine. Its data is D/k3s, its kubeconfig
+// D/k3s.yaml, its output L/k3s.log. The machine's Stop and Delete stop it
+// first; Delete also removes D/k3s and D/k3s.yaml. The flags and their
+// sources are in k3s.go and docs/decisions.md.
+//
 // # Concurrency
 //
 // Every method of Driver waits for the one before it (a ctx-aware token), so
