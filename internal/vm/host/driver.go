@@ -253,12 +253,6 @@ func (d *Driver) Start(ctx context.Context, cfg vm.Config) (vm.Info, error) {
 	if err != nil {
 		return vm.Info{}, err
 	}
-	// TODO(k3s): when cfg.KubernetesEnabled and exec.LookPath("k3s") succeeds,
-	// start `k3s server` here (detached, in st.PGID, writing its kubeconfig to
-	// d.p.K3sConfig, using --docker for moby or --container-runtime-endpoint
-	// d.l.ctrdSock for containerd) and record it in st.Procs before the
-	// final writeState; otherwise the kube side waits for D/k3s.yaml to appear
-	// (design.md §4).
 	m, err := d.track(st, cmds)
 	if err != nil {
 		return vm.Info{}, err

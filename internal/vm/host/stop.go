@@ -37,6 +37,10 @@ func (d *Driver) Stop(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, d.opts.StopTimeout)
 		defer cancel()
 	}
+	// k3s runs on the engine: it goes first.
+	if err := d.stopKubernetesForMachine(ctx); err != nil {
+		return err
+	}
 	return d.stopLocked(ctx, 0)
 }
 
@@ -155,6 +159,9 @@ func (d *Driver) Delete(ctx context.Context) error {
 		return err
 	}
 	defer d.release()
+	if err := d.deleteKubernetesLocked(ctx); err != nil {
+		return err
+	}
 	if err := d.stopLocked(ctx, forceGrace); err != nil {
 		return err
 	}
@@ -175,6 +182,7 @@ func (d *Driver) Delete(ctx context.Context) error {
 // still open stay open. Every method called after Close returns ErrClosed.
 // Close may be called more than once.
 func (d *Driver) Close() error {
+	d.closeKubernetes()
 	d.mu.Lock()
 	d.closed = true
 	ws := d.watchers
