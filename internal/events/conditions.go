@@ -409,7 +409,13 @@ func computeSettled(in settledInputs) want {
 	case e.status != StatusTrue:
 		return no(e.reason, orDefault(e.message, MsgEngineNotReady))
 	}
-	// 11.–13. Only when Kubernetes is enabled.
+	// 11.–13. Only when Kubernetes is enabled. When it was just disabled,
+	// the kube condition must have seen this generation: a disable returns
+	// only once Kubernetes is wound down (scenario 49: NotApplicable, the
+	// context removed), though its status False does not hold Settled.
+	if !in.k8s && in.kube.present && in.kube.gen < g {
+		return no(ReasonKubernetesStale, MsgKubeStale)
+	}
 	if in.k8s {
 		k := in.kube
 		switch {

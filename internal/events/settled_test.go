@@ -137,7 +137,11 @@ func TestComputeSettled(t *testing.T) {
 			status: F, reason: ReasonMergeFailed, messag: "Failed to publish Kubernetes context: mkdir /home/u/.kube: not a directory"},
 		{name: "Kubernetes disabled: Settled despite KubernetesReady False", running: true, cr: created, run: started, e: connected, k: c(F, ReasonNotApplicable, MsgKubeNotApplicable, gen),
 			status: T, reason: ReasonSettled, messag: MsgSettled},
-		{name: "Kubernetes disabled: a stale KubernetesReady does not matter", running: true, cr: created, run: started, e: connected, k: c(T, ReasonReady, MsgKubeReady, 1),
+		// Scenario 49: a disable returns only once Kubernetes is wound down
+		// at this generation (a deliberate addition to §4's rules).
+		{name: "Kubernetes just disabled: waits for KubernetesReady to see the generation", running: true, cr: created, run: started, e: connected, k: c(T, ReasonReady, MsgKubeReady, 1),
+			status: F, reason: ReasonKubernetesStale, messag: MsgKubeStale},
+		{name: "Kubernetes disabled and stopped: a stale KubernetesReady does not hold a stop", running: false, cr: created, run: c(F, ReasonStopped, "", gen), e: c(F, ReasonStopped, "", gen), k: c(T, ReasonReady, MsgKubeReady, 1),
 			status: T, reason: ReasonSettled, messag: MsgSettled},
 		{name: "Deleting is forwarded", running: true, cr: created, run: c(F, ReasonDeleting, MsgDeleting, gen),
 			status: F, reason: ReasonDeleting, messag: notReached("Started")},
