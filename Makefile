@@ -16,9 +16,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rdd
 
 # test installs what the tests need when it is missing (Debian packages when
-# root, the kube-apiserver test binary into .cache/), then runs every test with
-# -race. -count=1: the e2e tests build the binary themselves, so Go's test
-# cache cannot see when the daemon changed.
+# root, the kube-apiserver test binary and the stand-in k3s into .cache/), then
+# runs every test with -race. -count=1: the e2e tests build the binary
+# themselves, so Go's test cache cannot see when the daemon changed.
 test: test-deps lint
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 

@@ -17,6 +17,13 @@
 // Main stops the shared server (process groups killed, temporary directories
 // removed) when the package's tests end; children also get SIGKILL if the test
 // binary dies. New gives a test its own server, for tests that kill it.
+// StartInDir runs one with its files in a caller's directory and the API
+// server on a given loopback port, for the stand-in k3s.
+//
+// K3sStandin returns the stand-in k3s (package k3sstandin, built into
+// .cache/k3s-standin/k3s by hack/k3s-standin.sh, rebuilt when its sources
+// change): a test double of k3s's process contract for tests that run rdd
+// against "k3s server".
 //
 // Binaries: $RDD_KUBE_APISERVER, else <repo>/.cache/kube-apiserver/<Version>/
 // kube-apiserver, built by hack/kube-apiserver.sh when missing (a cold build

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,6 +66,9 @@ type Server struct {
 	etcdDir   string
 	etcd      *process
 	apiserver *process
+	// keepFiles: Dir and etcdDir belong to the caller (StartInDir), so Stop
+	// leaves them for the next start.
+	keepFiles bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -138,9 +142,33 @@ func start(ctx context.Context, etcdBin, apiBin string, opts Options) (_ *Server
 	if err != nil {
 		return nil, err
 	}
-	clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	s.URL = "https://127.0.0.1:" + strconv.Itoa(ports[2])
+	if err := s.run(ctx, etcdBin, apiBin, listeners{
+		bind: "127.0.0.1", etcdClient: ports[0], etcdPeer: ports[1], apiserver: ports[2],
+	}, time.Now().Add(readyTimeout)); err != nil {
+		return nil, err
+	}
+	s.Kubeconfig = filepath.Join(dir, "k3s.yaml")
+	if err := s.WriteKubeconfig(s.Kubeconfig, CredAdmin); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// listeners are the loopback address and ports of one server's processes.
+type listeners struct {
+	bind                            string
+	etcdClient, etcdPeer, apiserver int
+	// extraAPIArgs are appended to kube-apiserver's flags (pflag: last wins).
+	extraAPIArgs []string
+}
+
+// run starts etcd on s.etcdDir and kube-apiserver with the PKI in s.Dir, and
+// returns once /readyz answers 200. On error the caller stops s.
+func (s *Server) run(ctx context.Context, etcdBin, apiBin string, l listeners, deadline time.Time) (err error) {
+	dir := s.Dir
+	clientURL := "http://127.0.0.1:" + strconv.Itoa(l.etcdClient)
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(l.etcdPeer)
+	s.URL = "https://" + net.JoinHostPort(l.bind, strconv.Itoa(l.apiserver))
 
 	s.etcd, err = startProcess("etcd", etcdBin, []string{
 		"--name=kubetest",
@@ -156,19 +184,18 @@ func start(ctx context.Context, etcdBin, apiBin string, opts Options) (_ *Server
 		"--log-level=warn",
 	}, filepath.Join(dir, "etcd.log"), "ETCD_")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	deadline := time.Now().Add(readyTimeout)
 	if err := waitReady(ctx, s.etcd, deadline, &http.Client{Timeout: 2 * time.Second}, clientURL+"/health"); err != nil {
-		return nil, portRace(s.etcd, err)
+		return portRace(s.etcd, err)
 	}
 
 	p := func(name string) string { return filepath.Join(dir, name) }
-	s.apiserver, err = startProcess("kube-apiserver", apiBin, []string{
+	args := []string{
 		"--etcd-servers=" + clientURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(ports[2]),
+		"--bind-address=" + l.bind,
+		"--advertise-address=" + l.bind,
+		"--secure-port=" + strconv.Itoa(l.apiserver),
 		"--cert-dir=" + p("certs"),
 		"--tls-cert-file=" + p("server.crt"),
 		"--tls-private-key-file=" + p("server.key"),
@@ -185,22 +212,19 @@ func start(ctx context.Context, etcdBin, apiBin string, opts Options) (_ *Server
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--v=1",
-	}, p("kube-apiserver.log"), "KUBE")
+	}
+	s.apiserver, err = startProcess("kube-apiserver", apiBin, append(args, l.extraAPIArgs...), p("kube-apiserver.log"), "KUBE")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	hc, err := s.adminHTTPClient()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := waitReady(ctx, s.apiserver, deadline, hc, s.URL+"/readyz"); err != nil {
-		return nil, portRace(s.apiserver, err)
+		return portRace(s.apiserver, err)
 	}
-	s.Kubeconfig = p("k3s.yaml")
-	if err := s.WriteKubeconfig(s.Kubeconfig, CredAdmin); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return nil
 }
 
 // writePKI generates the CA, serving, administrator and service-account keys.
@@ -300,6 +324,9 @@ func (s *Server) Stop() error {
 		}
 		if s.etcd != nil {
 			s.etcd.stop(stopGrace)
+		}
+		if s.keepFiles {
+			return
 		}
 		var errs []error
 		if s.etcdDir != "" && !strings.HasPrefix(s.etcdDir, s.Dir) {
