@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -449,7 +450,8 @@ func (c *kubeController) apply(ctx context.Context, a kubeAction) error {
 // publish merges the context into the user's kubeconfig (§8.3) and records
 // merged or mergeFailed; it reports whether the context is published.
 func (c *kubeController) publish(ctx context.Context, gen int64) bool {
-	_, err := kube.Publish(ctx, c.pub)
+	res, err := kube.Publish(ctx, c.pub)
+	c.logger.Debug("publish the Kubernetes context", zap.String("file", res.File), zap.Bool("changed", res.Changed), zap.Bool("standalone-changed", res.StandaloneChanged), zap.Error(err))
 	state := events.KubeconfigState(c.kcfg.Current())
 	if err != nil {
 		c.errs.Log("publish the Kubernetes context", err)
@@ -535,8 +537,9 @@ func (c *kubeController) remove(ctx context.Context, gen int64) error {
 	return c.kcfg.Fire(ctx, fsm.KubeconfigRemoved, fsm.Change{Generation: gen})
 }
 
-// kubeconfigSignature identifies the current content of the user's
-// kubeconfig files by size and modification time.
+// kubeconfigSignature identifies the current state of the user's kubeconfig
+// files, their lock files and their directories by size, mode and change
+// time, so that a fix (an edit, chattr -i, a directory made) is seen at once.
 func kubeconfigSignature(p kube.Publication) string {
 	files, err := p.Target.Files()
 	if err != nil {
@@ -544,12 +547,14 @@ func kubeconfigSignature(p kube.Publication) string {
 	}
 	var b strings.Builder
 	for _, f := range files {
-		for _, name := range []string{f, f + ".lock"} {
-			if fi, err := os.Stat(name); err == nil {
-				fmt.Fprintf(&b, "%s:%d:%d:%v;", name, fi.Size(), fi.ModTime().UnixNano(), fi.Mode())
-			} else {
+		for _, name := range []string{filepath.Dir(f), f, f + ".lock"} {
+			fi, err := os.Stat(name)
+			if err != nil {
 				fmt.Fprintf(&b, "%s:-;", name)
+				continue
 			}
+			fmt.Fprintf(&b, "%s:%d:%v:%d", name, fi.Size(), fi.Mode(), fi.ModTime().UnixNano())
+			fmt.Fprintf(&b, ":%d;", changeTime(fi))
 		}
 	}
 	return b.String()
