@@ -2,14 +2,15 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
 	"strconv"
-	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 )
 
@@ -20,16 +21,24 @@ const DefaultNodeListTimeout = 3 * time.Second
 // node, so one page is the norm.
 const nodeListPage = 100
 
-// coreCodecs is a codec factory that knows core/v1 only. It is built on first
-// use instead of importing client-go's generated clientset, whose scheme
-// registers every API group at init.
-var coreCodecs = sync.OnceValues(func() (serializer.CodecFactory, error) {
-	s := runtime.NewScheme()
-	if err := corev1.AddToScheme(s); err != nil {
-		return serializer.CodecFactory{}, fmt.Errorf("register core/v1: %w", err)
-	}
-	return serializer.NewCodecFactory(s), nil
-})
+// nodeList is the part of a core/v1 NodeList the node gate reads. Decoding it
+// with encoding/json instead of k8s.io/api/core/v1 keeps that package, and its
+// 0.5 ms of init, out of every rdd command.
+type nodeList struct {
+	Metadata struct {
+		Continue string `json:"continue"`
+	} `json:"metadata"`
+	Items []node `json:"items"`
+}
+
+type node struct {
+	Status struct {
+		Conditions []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+		} `json:"conditions"`
+	} `json:"status"`
+}
 
 // AnyNodeReady lists the cluster's nodes and reports whether at least one has
 // condition Ready=True; NotReady siblings do not matter (§8.1 step 5). timeout
@@ -41,30 +50,25 @@ func AnyNodeReady(ctx context.Context, rc *rest.Config, timeout time.Duration) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	codecs, err := coreCodecs()
+	hc, err := oneShotClient(rc)
 	if err != nil {
 		return false, err
 	}
-	cfg := rest.CopyConfig(rc)
-	cfg.GroupVersion = &corev1.SchemeGroupVersion
-	cfg.APIPath = "/api"
-	cfg.NegotiatedSerializer = codecs.WithoutConversion()
-	hc, err := oneShotClient(cfg)
+	base, _, err := rest.DefaultServerUrlFor(rc)
 	if err != nil {
-		return false, err
-	}
-	client, err := rest.RESTClientForConfigAndClient(cfg, hc)
-	if err != nil {
-		return false, fmt.Errorf("node list client for %s: %w", rc.Host, err)
+		return false, fmt.Errorf("server URL %q: %w", rc.Host, err)
 	}
 	cont := ""
 	for {
-		var list corev1.NodeList
-		req := client.Get().Resource("nodes").Param("limit", strconv.Itoa(nodeListPage))
+		u := *base
+		u.Path = path.Join("/", base.Path, "api/v1/nodes")
+		q := url.Values{"limit": {strconv.Itoa(nodeListPage)}}
 		if cont != "" {
-			req = req.Param("continue", cont)
+			q.Set("continue", cont)
 		}
-		if err := req.Do(ctx).Into(&list); err != nil {
+		u.RawQuery = q.Encode()
+		list, err := getNodes(ctx, hc, &u)
+		if err != nil {
 			return false, fmt.Errorf("list nodes at %s: %w", rc.Host, err)
 		}
 		for i := range list.Items {
@@ -72,17 +76,39 @@ func AnyNodeReady(ctx context.Context, rc *rest.Config, timeout time.Duration) (
 				return true, nil
 			}
 		}
-		cont = list.Continue
+		cont = list.Metadata.Continue
 		if cont == "" {
 			return false, nil
 		}
 	}
 }
 
-func nodeReady(n *corev1.Node) bool {
+func getNodes(ctx context.Context, hc *http.Client, u *url.URL) (*nodeList, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET %s: HTTP %s: %s", u.Redacted(), resp.Status, body)
+	}
+	var list nodeList
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return nil, fmt.Errorf("decode the node list: %w", err)
+	}
+	return &list, nil
+}
+
+func nodeReady(n *node) bool {
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
+		if c.Type == "Ready" {
+			return c.Status == "True"
 		}
 	}
 	return false
