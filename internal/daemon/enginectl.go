@@ -102,7 +102,13 @@ func (c *engineController) input(snap events.Snapshot) engineInput {
 }
 
 func (c *engineController) step(ctx context.Context) (bool, error) {
-	return c.execute(ctx, decideEngine(c.input(c.w.Snapshot())))
+	in := c.input(c.w.Snapshot())
+	a := decideEngine(in)
+	if a.op != engineIdle {
+		c.logger.Debug("engine decision", zap.Stringer("op", a.op), zap.String("event", string(a.event)), zap.String("state", string(in.state)),
+			zap.Int64("generation", in.gen), zap.Bool("vm-running", in.vmRunning), zap.Bool("moby", in.moby), zap.Bool("watching", in.watching))
+	}
+	return c.execute(ctx, a)
 }
 
 func (c *engineController) execute(ctx context.Context, a engineAction) (bool, error) {

@@ -79,7 +79,13 @@ func (c *vmController) config(snap events.Snapshot) vm.Config {
 
 func (c *vmController) step(ctx context.Context) (bool, error) {
 	snap := c.w.Snapshot()
-	a := decideVM(c.input(snap))
+	in := c.input(snap)
+	a := decideVM(in)
+	if a.op != vmIdle {
+		c.logger.Debug("vm decision", zap.Stringer("op", a.op), zap.String("event", string(a.event)), zap.String("state", string(in.state)),
+			zap.Int64("generation", in.gen), zap.Int64("observed", in.observed), zap.Bool("exists", in.exists), zap.Bool("running", in.running),
+			zap.String("template-hash", in.facts.TemplateHash), zap.String("want-hash", in.hash), zap.Time("retry-at", in.retryAt))
+	}
 	switch a.op {
 	case vmIdle:
 		return false, nil
