@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/rdd-project/rdd/internal/paths"
 )
 
 // Server serves a Backend over HTTP/1.1 on a Unix socket (design.md §6).
@@ -253,14 +255,17 @@ var ErrSocketInUse = errors.New("api: another rdd daemon serves this socket")
 // probeTimeout bounds the probe of an existing socket file by Listen.
 const probeTimeout = time.Second
 
-// Listen creates the Unix socket socketPath with mode 0600 (its directory,
-// if missing, with mode 0700) and listens on it. A socket file left behind by
-// a dead daemon (nobody answers) is replaced; if something answers, Listen
-// fails with ErrSocketInUse; a file that is not a socket is left alone.
+// Listen creates the Unix socket socketPath with mode 0600 and listens on
+// it. Its directory is created with mode 0700 if missing, and refused if it
+// is a symbolic link, belongs to another user or others may write to it
+// (paths.EnsurePrivateDir): whoever controls the directory could replace the
+// socket. A socket file left behind by a dead daemon (nobody answers) is
+// replaced; if something answers, Listen fails with ErrSocketInUse; a file
+// that is not a socket is left alone.
 // Closing the listener removes the socket file.
 func Listen(socketPath string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(socketPath), 0o700); err != nil {
-		return nil, fmt.Errorf("api: create socket directory: %w", err)
+	if err := paths.EnsurePrivateDir(filepath.Dir(socketPath)); err != nil {
+		return nil, fmt.Errorf("api: socket directory: %w", err)
 	}
 	ln, err := net.Listen("unix", socketPath)
 	if errors.Is(err, syscall.EADDRINUSE) {
@@ -305,3 +310,7 @@ func removeStaleSocket(p string) error {
 	}
 	return nil
 }
+
+// PeerCred returns the credentials of the process at the other end of c:
+// for a server, the client; for a client, the process that listens.
+func PeerCred(c *net.UnixConn) (Source, error) { return peerCred(c) }

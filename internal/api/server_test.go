@@ -373,6 +373,35 @@ func TestListenLeavesNonSocketAlone(t *testing.T) {
 	}
 }
 
+// Issue 10 (3): a socket directory that is a symbolic link is refused, and
+// its target keeps its mode.
+func TestListenRefusesSymlinkedDir(t *testing.T) {
+	dir := tempDir(t)
+	target := filepath.Join(dir, "shared")
+	if err := os.Mkdir(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(target, 0o777|fs.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, ".rd2")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := api.Listen(filepath.Join(link, "rdd.sock")); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("Listen in a symlinked directory = %v", err)
+	}
+	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o777 {
+		t.Fatalf("the link's target became %v", fi.Mode())
+	}
+	if _, err := os.Lstat(filepath.Join(target, "rdd.sock")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a socket was created through the link: %v", err)
+	}
+}
+
 func tempDir(t *testing.T) string {
 	dir, err := os.MkdirTemp("/tmp", "rdd-api-")
 	if err != nil {

@@ -41,6 +41,12 @@ type Paths struct {
 	EngineDataDir   string // D/engine (host driver: dockerd/containerd data)
 	EngineRunDir    string // H/run (host driver: exec-root, pid files)
 
+	// ContainerdSocket and ContainerdTTRPCSocket are the host driver's
+	// private containerd (gRPC and ttrpc). containerd names the ttrpc socket
+	// after the gRPC one plus ".ttrpc", which makes it the instance's longest.
+	ContainerdSocket      string // H/containerd.sock
+	ContainerdTTRPCSocket string // H/containerd.sock.ttrpc
+
 	// CacheDir holds downloads every instance of the user can share (k3s
 	// binaries): a cache, not instance data, so it goes where backups and
 	// cleaners expect re-downloadable files, ~/.cache/rdd or
@@ -76,6 +82,8 @@ func Resolve(s, home string, getenv func(string) string) (Paths, error) {
 	p.ShortDir = filepath.Join(home, ".rd"+s)
 	p.Socket = filepath.Join(p.ShortDir, "rdd.sock")
 	p.DockerSocket = filepath.Join(p.ShortDir, "docker.sock")
+	p.ContainerdSocket = filepath.Join(p.ShortDir, "containerd.sock")
+	p.ContainerdTTRPCSocket = p.ContainerdSocket + ".ttrpc"
 	p.KubeConfig = filepath.Join(p.ShortDir, "kube.config")
 	p.BinDir = filepath.Join(p.ShortDir, "bin")
 	p.LimaHome = filepath.Join(p.ShortDir, "lima")
@@ -87,10 +95,24 @@ func Resolve(s, home string, getenv func(string) string) (Paths, error) {
 	p.DaemonStderrLog = filepath.Join(p.LogDir, "rdd.stderr.log")
 	p.EngineDataDir = filepath.Join(p.ServiceDir, "engine")
 	p.EngineRunDir = filepath.Join(p.ShortDir, "run")
-	if len(p.Socket) >= 104 {
-		return Paths{}, fmt.Errorf("socket path %s is %d bytes; Unix sockets allow at most 103: use a shorter HOME or instance name", p.Socket, len(p.Socket))
+	// Checking only rdd.sock let a HOME pass whose containerd ttrpc socket
+	// then failed to bind, and `rdd start` waited out its whole timeout.
+	for _, sock := range p.Sockets() {
+		if len(sock) > MaxSocketPath {
+			return Paths{}, fmt.Errorf("socket path %s is %d bytes; Unix sockets allow at most %d (the longest socket of instance %q decides): use a shorter HOME or instance name", sock, len(sock), MaxSocketPath, s)
+		}
 	}
 	return p, nil
+}
+
+// MaxSocketPath is the longest socket path rdd accepts: sun_path holds 104
+// bytes on macOS (108 on Linux) including the terminating NUL, and an
+// instance must work on both.
+const MaxSocketPath = 103
+
+// Sockets lists every Unix socket the instance binds, longest last.
+func (p Paths) Sockets() []string {
+	return []string{p.Socket, p.DockerSocket, p.ContainerdSocket, p.ContainerdTTRPCSocket}
 }
 
 // Index computes I of behavior.md §1.1.
@@ -108,20 +130,15 @@ func Index(s string) int {
 // PreferredK3sPort is 7441+I (behavior.md §1.1).
 func (p Paths) PreferredK3sPort() int { return 7441 + p.Index }
 
-// EnsureDirs creates D, L and H (H with mode 0700, because it holds the sockets).
+// EnsureDirs creates D and L, and creates or checks H with EnsurePrivateDir
+// (H holds the sockets: whoever controls it can stand in for the daemon).
 func (p Paths) EnsureDirs() error {
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{{p.ServiceDir, 0o700}, {p.LogDir, 0o700}, {p.ShortDir, 0o700}} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return fmt.Errorf("create directory %s: %w", d.path, err)
+	for _, d := range []string{p.ServiceDir, p.LogDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create directory %s: %w", d, err)
 		}
 	}
-	if err := os.Chmod(p.ShortDir, 0o700); err != nil {
-		return fmt.Errorf("restrict %s to its owner: %w", p.ShortDir, err)
-	}
-	return nil
+	return EnsurePrivateDir(p.ShortDir)
 }
 
 // Map returns the keys of `rdd svc paths`.

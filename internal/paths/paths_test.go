@@ -64,6 +64,29 @@ func TestSocketPathTooLong(t *testing.T) {
 	}
 }
 
+// A HOME that fits rdd.sock but not containerd's ttrpc socket, the longest
+// one of the instance, is refused naming that socket (issue 10).
+func TestSocketPathCoversLongestSocket(t *testing.T) {
+	suffix := len("/.rd2/containerd.sock.ttrpc")
+	home := "/" + strings.Repeat("h", MaxSocketPath-suffix) // ttrpc socket: exactly 104 bytes
+	_, err := Resolve("2", home, noEnv)
+	if err == nil || !strings.Contains(err.Error(), "containerd.sock.ttrpc") || !strings.Contains(err.Error(), "shorter HOME") {
+		t.Fatalf("err = %v, want it to name containerd.sock.ttrpc", err)
+	}
+	p, err := Resolve("2", home[:len(home)-1], noEnv)
+	if err != nil {
+		t.Fatalf("a HOME whose longest socket is %d bytes: %v", MaxSocketPath, err)
+	}
+	if got := len(p.ContainerdTTRPCSocket); got != MaxSocketPath {
+		t.Fatalf("ttrpc socket is %d bytes, want %d", got, MaxSocketPath)
+	}
+	for _, s := range p.Sockets() {
+		if len(s) > len(p.ContainerdTTRPCSocket) {
+			t.Errorf("%s is longer than the ttrpc socket", s)
+		}
+	}
+}
+
 func TestMissingHome(t *testing.T) {
 	if _, err := Resolve("2", "", noEnv); err == nil || !strings.Contains(err.Error(), "HOME") {
 		t.Fatalf("err = %v, want it to name HOME", err)

@@ -19,6 +19,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -34,15 +36,27 @@ const DialTimeout = time.Second
 const baseURL = "http://rdd"
 
 // Client talks to one daemon socket.
+//
+// Before the first byte goes out on a connection, the Client checks who
+// listens on it (peer credentials): a socket served by another user's
+// process is refused with an *UntrustedSocketError, so that someone who
+// replaced the socket never sees a request nor answers one. Root also
+// accepts the daemon of the user who owns the socket's directory, because
+// the server admits root (a user's daemon serving root's `rdd` is the
+// existing behaviour); a daemon of any other uid is refused to root too.
 type Client struct {
 	socket string
 	hc     *http.Client
+	// trustUID replaces the peer policy; tests use it to exercise the
+	// refusal without a second user.
+	trustUID func(uid int) bool
 }
 
 // New returns a Client for the daemon listening on socketPath. It does not
 // connect: the first request does.
 func New(socketPath string) *Client {
 	d := &net.Dialer{Timeout: DialTimeout}
+	cl := &Client{socket: socketPath}
 	tr := &http.Transport{
 		// No Proxy: HTTP_PROXY must not apply to the socket.
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -53,6 +67,10 @@ func New(socketPath string) *Client {
 				}
 				return nil, &ConnectError{Socket: socketPath, Err: err}
 			}
+			if err := cl.checkPeer(c); err != nil {
+				_ = c.Close()
+				return nil, err
+			}
 			return c, nil
 		},
 		DisableCompression:  true,
@@ -60,7 +78,39 @@ func New(socketPath string) *Client {
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second, // below the server's 2 min
 	}
-	return &Client{socket: socketPath, hc: &http.Client{Transport: tr}}
+	cl.hc = &http.Client{Transport: tr}
+	return cl
+}
+
+// checkPeer refuses a connection whose listening process is not trusted.
+func (c *Client) checkPeer(conn net.Conn) error {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return &UntrustedSocketError{Socket: c.socket, UID: -1, Err: fmt.Errorf("%T is not a Unix socket connection", conn)}
+	}
+	peer, err := api.PeerCred(uc)
+	if err != nil {
+		return &UntrustedSocketError{Socket: c.socket, UID: -1, Err: err}
+	}
+	if c.trusted(peer.UID) {
+		return nil
+	}
+	return &UntrustedSocketError{Socket: c.socket, UID: peer.UID, PID: peer.PID}
+}
+
+func (c *Client) trusted(uid int) bool {
+	if c.trustUID != nil {
+		return c.trustUID(uid)
+	}
+	euid := os.Geteuid()
+	if uid == euid {
+		return true
+	}
+	if euid != 0 {
+		return false
+	}
+	owner, ok := dirOwner(filepath.Dir(c.socket))
+	return ok && uid == owner
 }
 
 // Socket returns the socket path the Client dials.
@@ -255,6 +305,10 @@ func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte) 
 		var ce *ConnectError
 		if errors.As(err, &ce) {
 			return nil, ce
+		}
+		var ue *UntrustedSocketError
+		if errors.As(err, &ue) {
+			return nil, ue
 		}
 		return nil, err
 	}

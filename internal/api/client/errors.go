@@ -41,6 +41,27 @@ func (e *ConnectError) Is(target error) bool { return target == ErrDaemonNotRunn
 // IsDaemonNotRunning reports whether err says the daemon could not be reached.
 func IsDaemonNotRunning(err error) bool { return errors.Is(err, ErrDaemonNotRunning) }
 
+// UntrustedSocketError is returned, before anything was sent, when the
+// process listening on the socket belongs to another user (or cannot be
+// identified). It does not match ErrDaemonNotRunning: starting a daemon
+// would not help, the socket must be removed first.
+type UntrustedSocketError struct {
+	Socket string
+	UID    int   // the listener's uid; -1 when unknown
+	PID    int   // the listener's pid, when known
+	Err    error // why the listener could not be identified
+}
+
+func (e *UntrustedSocketError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("refusing to talk to %s: cannot tell which user serves it (%v); nothing was sent", e.Socket, e.Err)
+	}
+	return fmt.Sprintf("refusing to talk to %s: it is served by uid %d (pid %d), not by you (uid %d), so it is not your rdd daemon and nothing was sent: remove the socket (`rm %s`) and start rdd again", e.Socket, e.UID, e.PID, os.Geteuid(), e.Socket)
+}
+
+// Unwrap returns why the listener could not be identified, if that was the cause.
+func (e *UntrustedSocketError) Unwrap() error { return e.Err }
+
 // APIError is an error answer of the daemon ({"error": …, "code": …}).
 type APIError struct {
 	// Status is the HTTP status, or 0 when the error came as the last line
