@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -123,9 +124,10 @@ func (s *Server) setSpec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req SetRequest
-	if !decodeBody(w, r, &req) {
+	if !s.decodeBody(w, r, &req, setRequestKeys) {
 		return
 	}
+	req.Command = boundCommand(req.Command)
 	src, _ := PeerFrom(r.Context())
 	resp, err := s.b.SetSpec(r.Context(), req, src)
 	if err != nil {
@@ -188,31 +190,50 @@ func (s *Server) engineHandler(kind string) http.HandlerFunc {
 	}
 }
 
+// setRequestKeys are SetRequest's JSON keys as spelled on the wire.
+var setRequestKeys = []string{"set", "dryRun", "command"}
+
 // decodeBody decodes the JSON body of r into v, strictly: at most
-// MaxRequestBytes, no unknown fields, nothing after the value. It answers 400
-// and returns false when the body does not fit.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, MaxRequestBytes)
-	dec := json.NewDecoder(body)
+// MaxRequestBytes, read within BodyReadTimeout, no unknown fields, nothing
+// after the value, no duplicate keys and no key of known spelled in another
+// case (checkKeys). It answers 400 (408 for a body that did not arrive in
+// time) and returns false when the body does not fit.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, known []string) bool {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("request body is larger than %d bytes", MaxRequestBytes))
+		return false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeError(w, http.StatusRequestTimeout, CodeRequestTimeout, fmt.Sprintf("request body did not arrive within %s: send the whole request at once", s.opts.BodyReadTimeout))
+		return false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "read request body: "+err.Error())
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
 			err = errors.New("unexpected data after the JSON object")
 		}
 	}
-	var tooBig *http.MaxBytesError
 	switch {
 	case err == nil:
-		return true
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("request body is larger than %d bytes", MaxRequestBytes))
 	case errors.Is(err, io.EOF):
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "request body is empty: want a JSON object")
+		return false
 	default:
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "malformed request body: "+err.Error())
+		return false
 	}
-	return false
+	if err := checkKeys(data, known); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return false
+	}
+	return true
 }
 
 // query is a request's parsed query string, one value per name.

@@ -29,6 +29,14 @@ import (
 // reader should know (the Backend cut a slow watcher, the daemon stops, the
 // Backend failed) ends with a last line {"error": "...", "code": "..."}.
 //
+// Limits keep a local client, careless or hostile, from exhausting the
+// daemon: a request body must arrive within BodyReadTimeout (408), at most
+// MaxConns connections are open besides streams and at most MaxStreams
+// streams (503 Unavailable past either), a set's command is stored cut to
+// MaxCommandBytes, and a body naming a key twice (or in two cases) is 400.
+// A new watch needs a connection slot for its request; once it streams it
+// holds a stream slot only.
+//
 // The Backend's Watch and Events must not call fn after they return; fn is
 // not safe for concurrent use.
 type Server struct {
@@ -38,6 +46,7 @@ type Server struct {
 	euid   int
 	routes map[string]route
 	active inflight
+	lim    limiter
 }
 
 // ServerOptions configure a Server. The zero value serves with the defaults.
@@ -57,6 +66,16 @@ type ServerOptions struct {
 	// StreamWriteTimeout bounds the write of one stream line (default 10 s):
 	// a reader that stalls longer is disconnected.
 	StreamWriteTimeout time.Duration
+	// BodyReadTimeout bounds reading a request's whole body, from the end
+	// of its headers (default DefaultBodyReadTimeout); a slower request is
+	// answered 408 and its connection closed.
+	BodyReadTimeout time.Duration
+	// MaxConns caps the open connections that do not carry a stream,
+	// idle keep-alive ones included (default DefaultMaxConns). MaxStreams
+	// caps the watch and follow streams (default DefaultMaxStreams). A
+	// connection or stream over its cap is answered 503 Unavailable.
+	MaxConns   int
+	MaxStreams int
 }
 
 const (
@@ -81,12 +100,22 @@ func NewServer(b Backend, logger *zap.Logger, opts ServerOptions) *Server {
 	if opts.StreamWriteTimeout <= 0 {
 		opts.StreamWriteTimeout = defaultStreamWriteTimeout
 	}
+	if opts.BodyReadTimeout <= 0 {
+		opts.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = DefaultMaxStreams
+	}
 	s := &Server{
 		b:    b,
 		log:  logger.With(zap.String("subsystem", "api")),
 		opts: opts,
 		euid: os.Geteuid(),
 	}
+	s.lim.maxConns, s.lim.maxStreams = opts.MaxConns, opts.MaxStreams
 	s.routes = s.routeTable()
 	return s
 }
@@ -112,7 +141,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.ErrorLog = l // net/http reports accept and protocol errors here
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(&limitListener{Listener: ln, s: s}) }()
 
 	select {
 	case err := <-errc:
@@ -165,6 +194,7 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, CodeForbidden, msg)
 			return
 		}
+		s.limitBody(w, r)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -188,6 +218,10 @@ type peerResult struct {
 
 // connContext records the peer's credentials once per connection.
 func connContext(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*limitedConn); ok {
+		ctx = context.WithValue(ctx, connKey{}, lc)
+		c = lc.Conn
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return context.WithValue(ctx, peerKey{}, peerResult{err: fmt.Errorf("%T is not a Unix socket connection", c)})

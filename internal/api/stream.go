@@ -20,6 +20,11 @@ const finalLineTimeout = time.Second
 // watch serves GET /v1/status?watch=true[&since=SEQ]: one snapshot a line,
 // flushed after each, for as long as the Backend's Watch runs.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
+	release, ok := s.claimStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
 	st := s.newStream(ctx, w, true)
@@ -35,6 +40,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 	if errors.Is(err, ErrWatcherTooSlow) {
 		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
 	}
+	release()
 	st.finish(r, err)
 }
 
@@ -61,6 +67,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
+	release := func() {}
+	if follow {
+		if release, ok = s.claimStream(w, r); !ok {
+			return
+		}
+		defer release()
+	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
 	st := s.newStream(ctx, w, follow)
@@ -78,6 +91,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !st.started {
 		st.start() // no events: an empty 200
 	}
+	release()
 	st.finish(r, err)
 }
 

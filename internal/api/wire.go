@@ -38,6 +38,8 @@ const (
 	CodeMethodNotAllowed = "MethodNotAllowed" // 405
 	CodeTooSlow          = "TooSlow"          // watch reader fell behind (ErrWatcherTooSlow)
 	CodeShuttingDown     = "ShuttingDown"     // the daemon is stopping; reconnect later
+	CodeUnavailable      = "Unavailable"      // 503: too many connections or streams; retry later
+	CodeRequestTimeout   = "RequestTimeout"   // 408: the request body did not arrive in time
 )
 
 // Health answers GET /v1/healthz.
@@ -115,6 +117,10 @@ func statusForCode(code string) int {
 		return 409
 	case CodeRejected:
 		return 422
+	case CodeRequestTimeout:
+		return 408
+	case CodeUnavailable:
+		return 503
 	}
 	return 500
 }

@@ -101,6 +101,10 @@ func ResumeSeq(err error) (uint64, bool) {
 	return 0, false
 }
 
+// IsUnavailable reports whether the daemon refused the request because it
+// has as many connections or streams open as it allows (503); retry later.
+func IsUnavailable(err error) bool { return hasCode(err, api.CodeUnavailable) }
+
 // IsShuttingDown reports whether a stream ended because the daemon stops.
 func IsShuttingDown(err error) bool { return hasCode(err, api.CodeShuttingDown) }
 
@@ -140,6 +144,10 @@ func codeForStatus(status int) string {
 		return api.CodeConflict
 	case http.StatusUnprocessableEntity:
 		return api.CodeRejected
+	case http.StatusRequestTimeout:
+		return api.CodeRequestTimeout
+	case http.StatusServiceUnavailable:
+		return api.CodeUnavailable
 	}
 	return api.CodeInternal
 }
