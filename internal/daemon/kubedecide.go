@@ -107,8 +107,10 @@ func decideKube(in kubeInput) kubeAction {
 	if in.due(in.checkAt) {
 		return kubeAction{op: kubeCheck, change: fsm.Change{Generation: in.gen}}
 	}
-	// Every machine confirms each generation, or Settled stays stale.
-	if in.kubeconfig == events.KubeconfigAbsent && in.kcfgObserved < in.gen {
+	// Every machine confirms each generation, or Settled stays stale; the
+	// kubeconfig machine confirms it whatever it holds, since the merge
+	// (or its failure) is redone on every check.
+	if in.kubeconfig != events.KubeconfigRemoving && in.kcfgObserved < in.gen {
 		return kubeAction{op: kubeObserveKubeconfig, change: fsm.Change{Generation: in.gen}}
 	}
 	if in.k3sObserved < in.gen {

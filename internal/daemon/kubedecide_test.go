@@ -55,6 +55,7 @@ func TestDecideKube(t *testing.T) {
 		{"waiting for node, probe due: check", with(state(events.K3sWaitingForNode), probeDue), kubeCheck, ""},
 		{"new generation: kubeconfig observes", with(newGen), kubeObserveKubeconfig, ""},
 		{"new generation, kubeconfig done: k3s observes", with(newGen, func(in *kubeInput) { in.kcfgObserved = 3 }), kubeObserveK3s, ""},
+		{"ready and published, new generation: kubeconfig observes too", with(state(events.K3sReady), kcfg(events.KubeconfigMerged), newGen), kubeObserveKubeconfig, ""},
 		// getting k3s running (host)
 		{"enabled, no port yet: allocate one first", with(state(events.K3sNotApplicable), noPort, noProcess), kubeAllocatePort, ""},
 		{"enabled, not running: start", with(state(events.K3sNotApplicable), noProcess), kubeFireK3s, fsm.K3sStart},

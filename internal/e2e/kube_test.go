@@ -405,3 +405,49 @@ func TestRunKubectlOnAFreshInstance(t *testing.T) {
 	}
 	in.must("stop", "--timeout=2m")
 }
+
+// Offline with nothing cached: KubernetesReady=False/InstallFailed with a
+// message naming the URL tried and both variables — never a hang. The
+// harness's mirror is a closed loopback port.
+func TestKubernetesOfflineInstallFails(t *testing.T) {
+	in := newInstance(t)
+	in.must("start", "--timeout=3m")
+	in.must("set", "--wait=false", "kubernetes.enabled=true")
+	s := in.waitKube(2*time.Minute, "InstallFailed", "")
+	msg := cond(s, events.CondKubernetesReady).Message
+	for _, want := range []string{"http://127.0.0.1:1/no-downloads-in-tests/", "RDD_K3S_BIN", "RDD_K3S_MIRROR"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("InstallFailed message %q does not name %q", msg, want)
+		}
+	}
+	if !condIs(s, events.CondSettled, events.StatusFalse, "InstallFailed") {
+		t.Errorf("Settled = %+v, want the InstallFailed forwarded", cond(s, events.CondSettled))
+	}
+	// Disabling again settles at once.
+	in.must("set", "--timeout=1m", "kubernetes.enabled=false")
+	in.must("stop", "--timeout=2m")
+}
+
+// Scenario 55 on the host driver: a version change restarts k3s (not the
+// engine) and returns once Kubernetes is Ready at the new generation.
+func TestKubernetesVersionChangeRestartsK3s(t *testing.T) {
+	in := newInstance(t).withK3s()
+	in.must("start", "--timeout=3m")
+	in.must("set", "--timeout=5m", "kubernetes.enabled=true", "kubernetes.version=1.33")
+	before := in.status()
+	in.must("set", "--timeout=5m", "kubernetes.version=1.34")
+	after := in.status()
+	k := cond(after, events.CondKubernetesReady)
+	if k.Status != events.StatusTrue || k.ObservedGeneration != after.Generation || !condIs(after, events.CondSettled, events.StatusTrue, "Settled") {
+		t.Fatalf("after the version change: KubernetesReady %+v at generation %d, Settled %+v", k, after.Generation, cond(after, events.CondSettled))
+	}
+	bk, ak := before.Machine(events.MachineK3s), after.Machine(events.MachineK3s)
+	if ak.Facts.RestartCount != bk.Facts.RestartCount+1 || ak.Facts.PID == bk.Facts.PID {
+		t.Fatalf("k3s restart count %d → %d, pid %d → %d: want a new k3s process", bk.Facts.RestartCount, ak.Facts.RestartCount, bk.Facts.PID, ak.Facts.PID)
+	}
+	bv, av := before.Machine(events.MachineVM), after.Machine(events.MachineVM)
+	if av.Facts.PID != bv.Facts.PID {
+		t.Fatalf("a Kubernetes version change restarted the engine: pid %d → %d", bv.Facts.PID, av.Facts.PID)
+	}
+	in.must("stop", "--timeout=2m")
+}
