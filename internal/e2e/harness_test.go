@@ -49,12 +49,12 @@ func runMain(m *testing.M) int {
 
 // instance is one isolated user: its own HOME, Docker config and kubeconfig.
 type instance struct {
-	t    *testing.T
+	t    testing.TB
 	home string
 	env  []string
 }
 
-func newInstance(t *testing.T) *instance {
+func newInstance(t testing.TB) *instance {
 	t.Helper()
 	// Short, because the sockets live under HOME/.rd2 (104-byte limit).
 	home, err := os.MkdirTemp("/tmp", "rdd-e2e-")

@@ -218,7 +218,7 @@ func TestDaemonKillReadoptsEngine(t *testing.T) {
 	}
 }
 
-func waitGone(t *testing.T, pid int) {
+func waitGone(t testing.TB, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
