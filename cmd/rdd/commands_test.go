@@ -103,20 +103,101 @@ func TestSetRejectedExits3(t *testing.T) {
 	}
 }
 
-func TestSetTimeoutExits4(t *testing.T) {
+// kubeProbing is a wait blocked on Kubernetes at generation 2.
+func kubeProbing() events.Snapshot {
+	return appAt(2, cond("Running", "True", "Started", 2), cond("KubernetesReady", "False", "Probing", 2), cond("Settled", "False", "Probing", 2))
+}
+
+func TestSetTimeoutNamesTheBlockingCondition(t *testing.T) {
 	h := newHarness(t)
 	b := &fakeBackend{
 		set: func(api.SetRequest) (api.SetResponse, error) {
-			return api.SetResponse{Generation: 2, Seq: 5}, nil
+			return api.SetResponse{Generation: 2, Seq: 5, Changed: []string{"kubernetes.enabled"}}, nil
 		},
-		watch: []events.Snapshot{appAt(2, cond("Settled", "False", "Starting", 2))},
+		watch: []events.Snapshot{kubeProbing()},
 	}
 	h.serve(b)
-	if code := h.run("set", "--timeout=1ms", "running=true"); code != 4 {
-		t.Fatalf("set = %d, want 4; stderr %q", code, h.stderr)
+	code := make(chan int)
+	go func() { code <- h.run("set", "--timeout=5m", "kubernetes.enabled=true") }()
+	h.stderr.waitFor(t, "Settled=False: probing message (Probing)\n")
+	h.deadline <- testNow.Add(5 * time.Minute)
+	if c := <-code; c != 4 {
+		t.Fatalf("set = %d, want 4; stderr %q", c, h.stderr)
 	}
-	if !strings.Contains(h.stderr.String(), "Error: timed out waiting for App state: context deadline exceeded\n") {
-		t.Errorf("stderr = %q", h.stderr)
+	lines := strings.Split(strings.TrimSuffix(h.stderr.String(), "\n"), "\n")
+	want := "Error: timed out after 5m0s waiting for the App to settle: KubernetesReady=False, reason Probing: probing message; " +
+		"the change was applied (generation 2) and the daemon is still working on it; run 'rdd why KubernetesReady' for the history"
+	if last := lines[len(lines)-1]; last != want {
+		t.Errorf("last line:\n%s\nwant:\n%s", last, want)
+	}
+	if strings.Contains(h.stderr.String(), "deadline exceeded") {
+		t.Errorf("stderr speaks Go: %q", h.stderr)
+	}
+}
+
+func TestWaitHeartbeat(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		h := newHarness(t)
+		h.e.stderrTTY = tty
+		b := &fakeBackend{
+			set: func(api.SetRequest) (api.SetResponse, error) {
+				return api.SetResponse{Generation: 2, Seq: 5, Changed: []string{"kubernetes.enabled"}}, nil
+			},
+			watch: []events.Snapshot{kubeProbing()},
+			more:  make(chan events.Snapshot),
+		}
+		h.serve(b)
+		code := make(chan int)
+		go func() { code <- h.run("set", "kubernetes.enabled=true") }()
+		h.stderr.waitFor(t, "Settled=False: probing message (Probing)\n")
+		// The first tick after a printed line stays quiet: the line was news enough.
+		h.ticks <- testNow
+		h.setClock(testNow.Add(35 * time.Second))
+		h.ticks <- testNow
+		h.stderr.waitFor(t, "waiting 35s: KubernetesReady=False Probing — probing message")
+		h.setClock(testNow.Add(40*time.Second + 700*time.Millisecond))
+		h.ticks <- testNow
+		h.stderr.waitFor(t, "waiting 40s: KubernetesReady=False Probing — probing message")
+		b.more <- appAt(2, cond("Running", "True", "Started", 2), cond("KubernetesReady", "True", "Ready", 2), cond("Settled", "True", "Settled", 2))
+		if c := <-code; c != 0 {
+			t.Fatalf("set = %d; stderr %q", c, h.stderr)
+		}
+		changes := "Running=True: started message (Started)\n" +
+			"KubernetesReady=False: probing message (Probing)\n" +
+			"Settled=False: probing message (Probing)\n"
+		want := changes +
+			"waiting 35s: KubernetesReady=False Probing — probing message\n" +
+			"waiting 40s: KubernetesReady=False Probing — probing message\n" +
+			"KubernetesReady=True: ready message (Ready)\n" +
+			"Settled=True: settled message (Settled)\n"
+		if tty {
+			want = changes +
+				"\r\x1b[Kwaiting 35s: KubernetesReady=False Probing — probing message" +
+				"\r\x1b[Kwaiting 40s: KubernetesReady=False Probing — probing message" +
+				"\r\x1b[KKubernetesReady=True: ready message (Ready)\n" +
+				"Settled=True: settled message (Settled)\n"
+		}
+		if got := h.stderr.String(); got != want {
+			t.Errorf("tty=%v: stderr\n%q\nwant\n%q", tty, got, want)
+		}
+	}
+}
+
+func TestNoopStartSaysAlreadyRunning(t *testing.T) {
+	h := newHarness(t)
+	b := &fakeBackend{
+		set: func(api.SetRequest) (api.SetResponse, error) {
+			return api.SetResponse{Generation: 3}, nil
+		},
+		watch: []events.Snapshot{appAt(3, cond("Created", "True", "Created", 3), cond("Running", "True", "Started", 3),
+			cond("ContainerEngineReady", "True", "Connected", 3), cond("Settled", "True", "Settled", 3))},
+	}
+	h.serve(b)
+	if code := h.run("start"); code != 0 {
+		t.Fatalf("start = %d: %s", code, h.stderr)
+	}
+	if h.stdout.String() != "The App is already running\n" || h.stderr.String() != "" {
+		t.Errorf("no-op start: stdout %q, stderr %q; want only \"already running\"", h.stdout, h.stderr)
 	}
 }
 
@@ -221,7 +302,11 @@ func TestStartAndStopSetRunning(t *testing.T) {
 
 func TestRunExitCodeAndEnvironment(t *testing.T) {
 	h := newHarness(t)
-	b := &fakeBackend{snap: appAt(1, cond("Settled", "True", "Settled", 1))}
+	// Already running: the write changes nothing (seq 0).
+	b := &fakeBackend{
+		snap: appAt(1, cond("Running", "True", "Started", 1), cond("Settled", "True", "Settled", 1)),
+		set:  func(api.SetRequest) (api.SetResponse, error) { return api.SetResponse{Generation: 1}, nil },
+	}
 	h.serve(b)
 	code := h.run("run", "--", "sh", "-c", `echo "$DOCKER_CONTEXT ${DOCKER_HOST-unset} $KUBECONFIG ${PATH%%:*}"; exit 7`)
 	if code != 7 {
@@ -231,8 +316,8 @@ func TestRunExitCodeAndEnvironment(t *testing.T) {
 	if want := p.Name + " unset " + p.KubeConfig + " " + p.BinDir + "\n"; h.stdout.String() != want {
 		t.Errorf("child saw %q, want %q", h.stdout, want)
 	}
-	if strings.Contains(h.stderr.String(), "Error") {
-		t.Errorf("run printed an error: %q", h.stderr)
+	if h.stderr.String() != "" {
+		t.Errorf("run of a running App printed %q; want nothing (no unchanged condition lines)", h.stderr)
 	}
 	sets := b.recordedSets()
 	if len(sets) != 1 || len(sets[0].Set) != 1 || sets[0].Set["running"] != "true" {

@@ -26,6 +26,9 @@ type fakeBackend struct {
 	// resume, when non-nil, is what Watch sends when resumed (since > 0);
 	// then the first watch ends with api.ErrWatcherTooSlow after watch.
 	resume []events.Snapshot
+	// more, when non-nil, feeds Watch after its script, for tests that
+	// script a wait step by step.
+	more chan events.Snapshot
 	// watchSince records the since of every Watch.
 	watchSince []uint64
 	// set answers SetSpec; nil answers generation 1, seq 1.
@@ -69,7 +72,7 @@ func (b *fakeBackend) SnapshotAt(_ context.Context, at api.At) (events.Snapshot,
 func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func(events.Snapshot) error) error {
 	b.mu.Lock()
 	b.watchSince = append(b.watchSince, since)
-	script, resume := b.watch, b.resume
+	script, resume, more := b.watch, b.resume, b.more
 	if script == nil {
 		script = []events.Snapshot{b.snap}
 	}
@@ -85,8 +88,16 @@ func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func(events.Sn
 	if resume != nil {
 		return api.ErrWatcherTooSlow
 	}
-	<-ctx.Done()
-	return ctx.Err()
+	for {
+		select {
+		case s := <-more:
+			if err := fn(s); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (b *fakeBackend) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,12 +17,41 @@ import (
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	// wrote is closed and replaced at every write, for waitFor.
+	wrote chan struct{}
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.wrote != nil {
+		close(s.wrote)
+		s.wrote = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor blocks until the buffer contains sub.
+func (s *syncBuffer) waitFor(t *testing.T, sub string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		s.mu.Lock()
+		if strings.Contains(s.b.String(), sub) {
+			s.mu.Unlock()
+			return
+		}
+		if s.wrote == nil {
+			s.wrote = make(chan struct{})
+		}
+		wrote := s.wrote
+		s.mu.Unlock()
+		select {
+		case <-wrote:
+		case <-deadline:
+			t.Fatalf("never printed %q; got:\n%s", sub, s.String())
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -38,6 +68,18 @@ type harness struct {
 	env            map[string]string
 	// daemonStarts counts implicit daemon starts.
 	daemonStarts int
+	// ticks and deadline drive the heartbeats and the --timeout of waits;
+	// clock is what env.now returns.
+	ticks, deadline chan time.Time
+	clockMu         sync.Mutex
+	clock           time.Time
+}
+
+// setClock moves the harness's clock.
+func (h *harness) setClock(t time.Time) {
+	h.clockMu.Lock()
+	defer h.clockMu.Unlock()
+	h.clock = t
 }
 
 // testNow is the clock of every harness.
@@ -52,7 +94,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
-	h := &harness{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, env: map[string]string{}}
+	h := &harness{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, env: map[string]string{},
+		ticks: make(chan time.Time), deadline: make(chan time.Time), clock: testNow}
 	getenv := func(k string) string { return h.env[k] }
 	p, err := paths.Resolve("t", home, getenv)
 	if err != nil {
@@ -67,8 +110,14 @@ func newHarness(t *testing.T) *harness {
 		environ: func() []string {
 			return []string{"PATH=/usr/bin:/bin", "DOCKER_HOST=tcp://elsewhere:2375", "HOME=" + home}
 		},
-		now:   func() time.Time { return testNow },
-		build: buildInfo{Version: "v1.2.3", Commit: "abc123"},
+		now: func() time.Time {
+			h.clockMu.Lock()
+			defer h.clockMu.Unlock()
+			return h.clock
+		},
+		newTicker: func(time.Duration) (<-chan time.Time, func()) { return h.ticks, func() {} },
+		newTimer:  func(time.Duration) (<-chan time.Time, func()) { return h.deadline, func() {} },
+		build:     buildInfo{Version: "v1.2.3", Commit: "abc123"},
 		startDaemon: func(context.Context) error {
 			h.daemonStarts++
 			return nil

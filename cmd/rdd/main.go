@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/rdd-project/rdd/internal/paths"
 )
 
@@ -33,6 +35,8 @@ func run() int {
 		environ: os.Environ,
 		now:     time.Now,
 		build:   buildInfo{Version: version, Commit: commit, BuildDate: buildDate},
+		// Only the heartbeat of waits looks at it.
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
 	}
 	if instErr != nil {
 		return execute(context.Background(), e, nil, instErr)

@@ -32,6 +32,13 @@ type env struct {
 	environ        func() []string
 	now            func() time.Time
 	build          buildInfo
+	// stderrTTY says stderr is a terminal: a wait's heartbeat then updates
+	// one line in place.
+	stderrTTY bool
+	// newTicker and newTimer replace time.NewTicker and time.NewTimer in
+	// waits, so tests drive heartbeats and deadlines without waiting.
+	newTicker func(time.Duration) (<-chan time.Time, func())
+	newTimer  func(time.Duration) (<-chan time.Time, func())
 
 	// startDaemon makes sure the daemon serves: the implicit start of App
 	// commands. nil means spawning this executable (startDaemonProcess).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,9 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rdd-project/rdd/internal/api"
-	"github.com/rdd-project/rdd/internal/api/client"
-	"github.com/rdd-project/rdd/internal/cli/render"
-	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/spec"
 )
 
@@ -27,6 +23,8 @@ type waitOptions struct {
 	dryRun  bool
 	wait    bool
 	timeout time.Duration
+	// noopMessage, when set, is printed when the write changed nothing.
+	noopMessage string
 }
 
 // defaultWaitTimeout is the --timeout default of set, start, stop and run.
@@ -47,13 +45,16 @@ func newSetCommand(e *env) *cobra.Command {
 			Set properties of the App spec, creating the App if it does not exist,
 			then wait until the Settled condition is True at the new generation.
 			While waiting, each condition change is printed on stderr as
-			"Type=Status: message (reason)".
+			"Type=Status: message (reason)", and after 5 s without one a line
+			"waiting 35s: Type=Status Reason — message" names the condition
+			that blocks (on a terminal, one line updated in place).
 
 			The daemon validates the change: an unknown property or a bad value
 			is rejected (exit 3) and nothing is written. A value is split from
 			its property at the first "="; an empty value clears a string
 			property. When a property is given twice, the last one wins.
-			A wait that reaches --timeout exits 4.
+			A wait that reaches --timeout exits 4 and names the blocking
+			condition; the change stays applied and the daemon keeps working on it.
 
 			--dry-run validates the change and prints what it would change, then
 			exits without waiting. It writes nothing: an absent App stays absent
@@ -136,107 +137,16 @@ func (e *env) applySpec(ctx context.Context, props map[string]string, o waitOpti
 		_, err := fmt.Fprintf(e.stdout, "dry run: %s (generation %d)\n", changed, resp.Generation)
 		return err
 	}
+	// Seq 0 is the daemon's word for "nothing changed" (api.SetResponse).
+	noop := resp.Seq == 0
+	if noop && o.noopMessage != "" {
+		if _, err := fmt.Fprintln(e.stdout, o.noopMessage); err != nil {
+			return err
+		}
+	}
 	if !o.wait {
 		return nil
 	}
-	return e.waitSettled(ctx, resp.Generation, o.timeout)
-}
-
-// errAppDeleted ends a wait whose App was deleted meanwhile.
-var errAppDeleted = errors.New("the App was deleted while waiting for it to settle")
-
-// waitSettled watches the App until Settled is True with observedGeneration ≥
-// target, printing a progress line on stderr for each condition at target
-// or later whose status, reason or message changes (behavior.md §9.2 step 7,
-// F14, F19). A timeout of 0 means no deadline.
-func (e *env) waitSettled(ctx context.Context, target int64, timeout time.Duration) error {
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	watchErr := func(err error) error {
-		if ctxErr := ctx.Err(); errors.Is(ctxErr, context.DeadlineExceeded) {
-			return fmt.Errorf("timed out waiting for App state: %w", ctxErr)
-		} else if ctxErr != nil {
-			return ctxErr
-		}
-		return fmt.Errorf("watch App state: %w", err)
-	}
-	var (
-		p    progress
-		seen uint64 // seq of the last snapshot read, to resume a cut-off watch
-	)
-	for {
-		w, err := c.Watch(ctx, seen)
-		if err != nil {
-			return watchErr(err)
-		}
-		settled, err := e.followSettle(w, target, &p, &seen)
-		w.Close()
-		if settled {
-			return nil
-		}
-		if !client.IsTooSlow(err) || seen == 0 {
-			return watchErr(err)
-		}
-		// The daemon cut this slow reader off: resume after the last snapshot.
-	}
-}
-
-// followSettle reads w until the App has settled at target (true) or the
-// stream fails, reporting progress lines.
-func (e *env) followSettle(w *client.Watcher, target int64, p *progress, seen *uint64) (bool, error) {
-	for {
-		s, err := w.Next()
-		if err != nil {
-			return false, err
-		}
-		*seen = s.Seq
-		if !s.Exists {
-			return false, errAppDeleted
-		}
-		for _, line := range p.update(s, target) {
-			fmt.Fprintln(e.stderr, line)
-		}
-		if settledAt(s, target) {
-			return true, nil
-		}
-	}
-}
-
-// progress remembers the last reported state of each condition.
-type progress struct {
-	last map[events.ConditionType]events.Condition
-}
-
-// update returns the progress lines for s: one per condition with
-// observedGeneration ≥ target whose (status, reason, message) differs from
-// the last one reported.
-func (p *progress) update(s events.Snapshot, target int64) []string {
-	if p.last == nil {
-		p.last = make(map[events.ConditionType]events.Condition)
-	}
-	var lines []string
-	for _, c := range s.Status.Conditions {
-		if c.ObservedGeneration < target {
-			continue
-		}
-		if prev, ok := p.last[c.Type]; ok && render.SameCondition(prev, c) {
-			continue
-		}
-		p.last[c.Type] = c
-		lines = append(lines, render.ConditionLine(c))
-	}
-	return lines
-}
-
-// settledAt reports whether Settled is True with observedGeneration ≥ target.
-func settledAt(s events.Snapshot, target int64) bool {
-	c, ok := s.Condition(events.CondSettled)
-	return ok && c.Status == events.StatusTrue && c.ObservedGeneration >= target
+	_, err = e.waitSettled(ctx, resp.Generation, o.timeout, noop)
+	return err
 }

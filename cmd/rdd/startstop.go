@@ -28,6 +28,7 @@ func newStartCommand(e *env) *cobra.Command {
 			if err := e.ensureDaemon(cmd.Context()); err != nil {
 				return err
 			}
+			o.noopMessage = "The App is already running"
 			return e.applySpec(cmd.Context(), map[string]string{"running": "true"}, o, "rdd start")
 		},
 	}

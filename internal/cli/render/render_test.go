@@ -167,3 +167,29 @@ func TestEventLine(t *testing.T) {
 		t.Errorf("EventLine = %q, want %q", line, want)
 	}
 }
+
+func TestBlocking(t *testing.T) {
+	c := func(typ events.ConditionType, status events.ConditionStatus, reason string, gen int64) events.Condition {
+		return events.Condition{Type: typ, Status: status, Reason: reason, Message: reason + " message", ObservedGeneration: gen}
+	}
+	snap := func(cs ...events.Condition) events.Snapshot {
+		return events.Snapshot{Exists: true, Generation: 2, Status: events.AppStatus{Conditions: cs}}
+	}
+	for _, tc := range []struct {
+		name string
+		s    events.Snapshot
+		want string
+	}{
+		{"forwarded", snap(c("Running", "True", "Started", 2), c("KubernetesReady", "False", "Probing", 2), c("Settled", "False", "Probing", 2)),
+			"waiting 35s: KubernetesReady=False Probing — Probing message"},
+		{"own reason", snap(c("Running", "True", "Started", 1), c("Settled", "False", "ApplyingTemplate", 2)),
+			"waiting 35s: Settled=False ApplyingTemplate — ApplyingTemplate message"},
+		{"stale", snap(c("Settled", "True", "Settled", 1)),
+			"waiting 35s: Settled=True Settled — still describes generation 1; the daemon has not evaluated generation 2 yet"},
+		{"absent", snap(), "waiting 35s: Settled=Unknown Absent — the daemon has not computed Settled yet"},
+	} {
+		if got := WaitingLine(35*time.Second+900*time.Millisecond, Blocking(tc.s, 2)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
