@@ -451,3 +451,73 @@ func TestKubernetesVersionChangeRestartsK3s(t *testing.T) {
 	}
 	in.must("stop", "--timeout=2m")
 }
+
+// A daemon killed while Kubernetes is Ready leaves k3s running; the next
+// daemon re-adopts it (same pid, no restart) and Kubernetes stays Ready.
+func TestDaemonKillReadoptsK3s(t *testing.T) {
+	in := newInstance(t).withK3s()
+	in.must("start", "--timeout=3m")
+	in.must("set", "--timeout=5m", "kubernetes.enabled=true")
+	before := in.status()
+	k3s := before.Machine(events.MachineK3s)
+	daemonPID := in.daemonPID()
+	if err := syscall.Kill(daemonPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, daemonPID)
+	if !svc.Alive(k3s.Facts.PID) {
+		t.Fatalf("k3s (pid %d) died with the daemon", k3s.Facts.PID)
+	}
+	in.must("svc", "start")
+	after := in.waitStatus(time.Minute, "Settled after the daemon restart", func(s events.Snapshot) bool {
+		return condIs(s, events.CondSettled, events.StatusTrue, "Settled") && s.Seq > before.Seq
+	})
+	if !condIs(after, events.CondKubernetesReady, events.StatusTrue, "Ready") {
+		t.Fatalf("KubernetesReady = %+v after the restart", cond(after, events.CondKubernetesReady))
+	}
+	if got := after.Machine(events.MachineK3s).Facts; got.PID != k3s.Facts.PID || got.RestartCount != k3s.Facts.RestartCount {
+		t.Fatalf("k3s pid %d → %d, restarts %d → %d: want it re-adopted as it was", k3s.Facts.PID, got.PID, k3s.Facts.RestartCount, got.RestartCount)
+	}
+	var recovered bool
+	for _, e := range in.eventsJSON() {
+		if e.Type == events.TypeRecovered && strings.Contains(string(e.Data), `"machine":"k3s"`) && strings.Contains(string(e.Data), "re-adopted") {
+			recovered = true
+		}
+	}
+	if !recovered {
+		t.Error("no Recovered event says k3s was re-adopted")
+	}
+	in.must("stop", "--timeout=2m")
+}
+
+// KUBECONFIG=a:b (F4): the context goes to the file that holds it, else to
+// a; b is never touched.
+func TestKubeconfigListPublishesIntoTheFirstFile(t *testing.T) {
+	in := newInstance(t).withK3s()
+	a, b := in.path("kube-a"), in.path("kube-b")
+	other := clientcmdapi.NewConfig()
+	other.Clusters["b"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+	other.Contexts["b"] = &clientcmdapi.Context{Cluster: "b"}
+	other.CurrentContext = "b"
+	if err := clientcmd.WriteToFile(*other, b); err != nil {
+		t.Fatal(err)
+	}
+	bBytes, _ := os.ReadFile(b)
+	for i, kv := range in.env {
+		if strings.HasPrefix(kv, "KUBECONFIG=") {
+			in.env[i] = "KUBECONFIG=" + a + ":" + b
+		}
+	}
+	in.must("start", "--timeout=3m")
+	in.must("set", "--timeout=5m", "kubernetes.enabled=true")
+	if cfg := loadKubeconfig(t, a); cfg.Contexts[kubeContext] == nil {
+		t.Fatalf("%s does not hold %s", a, kubeContext)
+	}
+	in.sameBytes(b, bBytes)
+	in.must("set", "--timeout=2m", "kubernetes.enabled=false")
+	if cfg := loadKubeconfig(t, a); cfg.Contexts[kubeContext] != nil {
+		t.Fatalf("%s still holds %s after disable", a, kubeContext)
+	}
+	in.sameBytes(b, bBytes)
+	in.must("stop", "--timeout=2m")
+}
