@@ -118,6 +118,7 @@ func newHarness(t *testing.T) *harness {
 		newTicker: func(time.Duration) (<-chan time.Time, func()) { return h.ticks, func() {} },
 		newTimer:  func(time.Duration) (<-chan time.Time, func()) { return h.deadline, func() {} },
 		build:     buildInfo{Version: "v1.2.3", Commit: "abc123"},
+		resolve:   func(s string) (paths.Paths, error) { return paths.Resolve(s, home, getenv) },
 		startDaemon: func(context.Context) error {
 			h.daemonStarts++
 			return nil

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rdd-project/rdd/internal/cli/exit"
@@ -48,5 +51,59 @@ func TestSplitInstance(t *testing.T) {
 				t.Errorf("splitInstance(%q) = %q, %q; want %q, %q", tt.args, got, rest, tt.want, tt.wantRest)
 			}
 		})
+	}
+}
+
+// --instance selects the instance wherever it stands before the command's
+// own arguments; the harness's default instance has no daemon.
+func TestInstanceFlagAnywhere(t *testing.T) {
+	h := newHarness(t)
+	other, err := h.e.resolve("u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := h.e.paths
+	h.e.paths = other
+	h.serve(&fakeBackend{snap: appAt(1, cond("Settled", "True", "Settled", 1))})
+	h.e.paths = def
+	for _, args := range [][]string{
+		{"status", "--instance", "u", "-o", "json"},
+		{"status", "-o", "json", "--instance=u"},
+		{"--instance", "u", "status", "-o", "json"},
+	} {
+		h.reset()
+		h.e.paths = def
+		if code := h.run(args...); code != 0 || !strings.Contains(h.stdout.String(), `"exists":true`) {
+			t.Errorf("rdd %q = %d: %s %s", args, code, h.stdout, h.stderr)
+		}
+	}
+	h.reset()
+	h.e.paths = def
+	if code := h.run("svc", "paths", "socket", "--instance", "u"); code != 0 || h.stdout.String() != other.Socket+"\n" {
+		t.Errorf("svc paths socket --instance u = %d, %q", code, h.stdout)
+	}
+	h.reset()
+	h.e.paths = def
+	if code := h.run("run", "--instance", "u", "--", "sh", "-c", `echo "$DOCKER_CONTEXT"`); code != 0 || h.stdout.String() != "rancher-desktop-u\n" {
+		t.Errorf("run --instance u = %d, %q; stderr %q", code, h.stdout, h.stderr)
+	}
+	h.reset()
+	h.e.paths = def
+	if code := h.run("status"); code != 1 {
+		t.Errorf("status of the default instance (no daemon) = %d, want 1", code)
+	}
+
+	h.reset()
+	if code := h.run("status", "--help"); code != 0 || !strings.Contains(h.stdout.String(), "--instance string") {
+		t.Errorf("status --help lacks --instance:\n%s", h.stdout)
+	}
+	for _, name := range []string{"rancher-desktop-u", "rancher-desktop-dev", "unrelated"} {
+		if err := os.MkdirAll(filepath.Join(filepath.Dir(other.ServiceDir), name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.reset()
+	if code := h.run("__complete", "status", "--instance", ""); code != 0 || !strings.HasPrefix(h.stdout.String(), "dev\nu\n:4\n") {
+		t.Errorf("completion of --instance = %d, %q", code, h.stdout)
 	}
 }

@@ -41,11 +41,14 @@ func run() int {
 	if instErr != nil {
 		return execute(context.Background(), e, nil, instErr)
 	}
-	home, err := os.UserHomeDir()
-	if err == nil {
-		e.paths, err = paths.Resolve(instance, home, os.Getenv)
+	home, homeErr := os.UserHomeDir()
+	e.resolve = func(instance string) (paths.Paths, error) {
+		if homeErr != nil {
+			return paths.Paths{}, homeErr
+		}
+		return paths.Resolve(instance, home, os.Getenv)
 	}
-	e.pathsErr = err
+	e.paths, e.pathsErr = e.resolve(instance)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

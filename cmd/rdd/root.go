@@ -25,6 +25,9 @@ type env struct {
 	// pathsErr is why paths could not be resolved (no HOME, socket path too
 	// long); commands that need the instance report it.
 	pathsErr error
+	// resolve resolves the paths of an instance suffix ("" is the
+	// default), for --instance given after the command name.
+	resolve func(instance string) (paths.Paths, error)
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -138,9 +141,10 @@ func newRootCommand(e *env) *cobra.Command {
 			(or on the host), driven by a daemon that records every change in an
 			event log.
 
-			The instance is chosen by --instance NAME given as the very first
-			argument, else $RDD_INSTANCE, else "2". Its daemon (rdd daemon) is
-			started on demand by set, start and run, or with rdd svc start.
+			The instance is chosen by --instance NAME (anywhere before a
+			"--"; for rdd run, before the command), else $RDD_INSTANCE, else "2".
+			Its daemon (rdd daemon) is started on demand by set, start and run,
+			or with rdd svc start.
 
 			Exit codes: 0 ok, 1 error, 2 usage, 3 rejected by validation,
 			4 wait deadline; rdd run exits with its command's code.`),
@@ -153,6 +157,12 @@ func newRootCommand(e *env) *cobra.Command {
 		Args:          rootArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if f := cmd.Flags().Lookup("instance"); f != nil && f.Changed {
+				return e.selectInstance(f.Value.String())
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("version") {
 				return printVersion(e, versionFlag)
@@ -162,6 +172,13 @@ func newRootCommand(e *env) *cobra.Command {
 	}
 	root.Flags().StringVar(&versionFlag, "version", "", "print the version and exit (--version=raw for build details)")
 	root.Flags().Lookup("version").NoOptDefVal = "true"
+	// main takes --instance off the front of the command line before cobra
+	// runs (rdd run must not see it); this declaration serves every other
+	// position, help and completion.
+	root.PersistentFlags().String("instance", "", `the instance to use (default $RDD_INSTANCE, else "`+paths.DefaultInstance+`")`)
+	_ = root.RegisterFlagCompletionFunc("instance", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return e.instanceNames(), cobra.ShellCompDirectiveNoFileComp
+	})
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)

@@ -45,6 +45,15 @@ func newRunCommand(e *env) *cobra.Command {
 			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 				return cmd.Help()
 			}
+			inst, args, found, err := cutInstance(args)
+			if err != nil {
+				return err
+			}
+			if found {
+				if err := e.selectInstance(inst); err != nil {
+					return err
+				}
+			}
 			args = runArgs(args)
 			if len(args) == 0 {
 				return usageErrf("rdd run needs a command to run")
