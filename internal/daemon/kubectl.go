@@ -415,7 +415,7 @@ func (c *kubeController) check(ctx context.Context, snap events.Snapshot, gen in
 		return nil
 	}
 	// The node gate holds only the first Ready (no flapping, §8.1 step 5).
-	rc, err := kube.RESTConfigFromFile(c.paths.K3sConfig)
+	rc, err := kube.EndpointFromFile(c.paths.K3sConfig)
 	if err == nil {
 		var ready bool
 		ready, err = kube.AnyNodeReady(ctx, rc, 0)
@@ -573,7 +573,7 @@ func (c *kubeController) startLiveness(ctx context.Context) {
 	if c.live != nil {
 		return
 	}
-	rc, err := kube.RESTConfigFromFile(c.paths.K3sConfig)
+	rc, err := kube.EndpointFromFile(c.paths.K3sConfig)
 	if err != nil {
 		return
 	}

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/rest"
-
 	"github.com/rdd-project/rdd/internal/kube/kubetest"
 )
 
@@ -61,7 +59,7 @@ func BenchmarkPublish200Unchanged(b *testing.B) {
 
 func BenchmarkProbeHealthy(b *testing.B) {
 	srv := kubetest.Shared(b)
-	rc, err := RESTConfigFromFile(srv.Kubeconfig)
+	rc, err := EndpointFromFile(srv.Kubeconfig)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +71,7 @@ func BenchmarkProbeHealthy(b *testing.B) {
 }
 
 func BenchmarkProbeRefused(b *testing.B) {
-	rc := &rest.Config{Host: closedURL(b), TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	rc := &Endpoint{Host: closedURL(b), Insecure: true}
 	for b.Loop() {
 		if res := Probe(context.Background(), rc, time.Second); res.Class != ProbeUnreachable {
 			b.Fatalf("%+v", res)

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
@@ -78,12 +77,12 @@ func DecideCurrentContext(ctx context.Context, cfg *clientcmdapi.Config, name st
 		d.Reason = ReasonAuthPlugin
 		return d, nil
 	}
-	rc, err := clientcmd.NewNonInteractiveClientConfig(*cfg, cfg.CurrentContext, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	ep, err := endpointFor(kctx.Cluster, cluster, kctx.AuthInfo, cfg.AuthInfos[kctx.AuthInfo])
 	if err != nil {
 		d.Reason, d.Detail = ReasonUnknown, err.Error()
 		return d, nil
 	}
-	hc, u, err := healthzClient(rc)
+	hc, u, err := healthzClient(ep)
 	if err != nil {
 		d.Reason, d.Detail = ReasonUnknown, err.Error()
 		return d, nil
@@ -169,7 +168,7 @@ func mergeView(files []loadedFile) (*clientcmdapi.Config, error) {
 		for _, u := range cfg.AuthInfos {
 			u.LocationOfOrigin = abs
 		}
-		if err := clientcmd.ResolveLocalPaths(cfg); err != nil {
+		if err := resolveLocalPaths(cfg); err != nil {
 			return nil, &ParseError{Path: lf.Path, Err: fmt.Errorf("resolve file references: %w", err)}
 		}
 		if out.CurrentContext == "" {

@@ -4,8 +4,12 @@
 //
 // # Kubeconfig contract
 //
-// Every read and write goes through k8s.io/client-go/tools/clientcmd; YAML is
-// never edited as text and kubectl is never run.
+// Every read and write goes through the codec of client-go's
+// tools/clientcmd/api/latest, exactly as clientcmd.Load and clientcmd.Write
+// use it (kubeconfig.go; compat_test.go holds the bytes to clientcmd's); YAML
+// is never edited as text and kubectl is never run. The clientcmd package
+// itself is not linked: it pulls in client-go's rest and exec plugins, whose
+// init every rdd command would pay.
 //
 //   - Destination: Target.Files resolves $KUBECONFIG as a list with kubectl's
 //     rules (split with filepath.SplitList, empty entries dropped, duplicates
@@ -48,8 +52,11 @@
 //
 // Probe classifies GET <server>/healthz over the kubeconfig's TLS as Healthy,
 // Unhealthy, Unreachable or Ambiguous (§8.2); AnyNodeReady lists nodes with a
-// minimal core/v1 REST client. Neither imports the generated clientset, and
-// the package does no work at init.
+// plain GET /api/v1/nodes. Both go through an Endpoint, built from a
+// kubeconfig cluster and user with clientcmd's rules (validation, relative
+// paths, token files, proxy-url, TLS server name) instead of client-go's
+// rest.Config. Nothing imports the generated clientset, client-go's rest or
+// clientcmd, and the package does no work at init.
 //
 // # Concurrency
 //

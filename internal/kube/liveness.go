@@ -7,9 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
-
-	"k8s.io/client-go/rest"
 )
 
 // livenessWatchSeconds is how long the API server keeps one watch open
@@ -29,8 +26,8 @@ var ErrLivenessLost = errors.New("the Kubernetes API server connection was lost"
 // class (ClassOf) is Unreachable for a decisive loss and Ambiguous when the
 // server stopped answering without closing; a watch the server ends on its
 // own schedule is opened again without a report.
-func WatchLiveness(ctx context.Context, rc *rest.Config) error {
-	hc, u, err := livenessClient(rc)
+func WatchLiveness(ctx context.Context, ep *Endpoint) error {
+	hc, u, err := livenessClient(ep)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrLivenessLost, err)
 	}
@@ -80,41 +77,21 @@ func watchOnce(ctx context.Context, hc *http.Client, u *url.URL) error {
 
 // livenessClient is a client for one streaming request at a time, with a
 // dial and header deadline but none on the body.
-func livenessClient(rc *rest.Config) (*http.Client, *url.URL, error) {
-	hc, err := oneShotClient(rc)
+func livenessClient(ep *Endpoint) (*http.Client, *url.URL, error) {
+	hc, tr, err := ep.oneShotClient()
 	if err != nil {
 		return nil, nil, err
 	}
-	if tr, ok := transportOf(hc); ok {
-		tr.ResponseHeaderTimeout = DefaultProbeTimeout
-		tr.TLSHandshakeTimeout = DefaultProbeTimeout
-	}
-	base, _, err := rest.DefaultServerUrlFor(rc)
+	tr.ResponseHeaderTimeout = DefaultProbeTimeout
+	tr.TLSHandshakeTimeout = DefaultProbeTimeout
+	u, err := ep.resourceURL("apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases")
 	if err != nil {
-		return nil, nil, fmt.Errorf("server URL %q: %w", rc.Host, err)
+		return nil, nil, err
 	}
-	u := *base
-	u.Path = path.Join("/", base.Path, "apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases")
 	q := url.Values{}
 	q.Set("watch", "true")
 	q.Set("allowWatchBookmarks", "true")
 	q.Set("timeoutSeconds", fmt.Sprint(livenessWatchSeconds))
 	u.RawQuery = q.Encode()
-	return hc, &u, nil
-}
-
-// transportOf finds the *http.Transport under client-go's wrappers.
-func transportOf(hc *http.Client) (*http.Transport, bool) {
-	rt := hc.Transport
-	for i := 0; i < 8 && rt != nil; i++ {
-		if tr, ok := rt.(*http.Transport); ok {
-			return tr, true
-		}
-		w, ok := rt.(interface{ WrappedRoundTripper() http.RoundTripper })
-		if !ok {
-			return nil, false
-		}
-		rt = w.WrappedRoundTripper()
-	}
-	return nil, false
+	return hc, u, nil
 }

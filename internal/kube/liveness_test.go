@@ -13,7 +13,7 @@ import (
 // loss, and ends quietly when its caller stops it.
 func TestWatchLivenessSeesServerDeath(t *testing.T) {
 	srv := kubetest.New(t)
-	rc, err := RESTConfigFromFile(srv.Kubeconfig)
+	rc, err := EndpointFromFile(srv.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}

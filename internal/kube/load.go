@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
@@ -46,7 +44,7 @@ func rereadKubeconfig(path string, prev *loadedFile) (loadedFile, error) {
 	if prev != nil && prev.Exists && prev.Path == path && bytes.Equal(prev.Raw, raw) {
 		return *prev, nil
 	}
-	cfg, err := clientcmd.Load(raw)
+	cfg, err := loadConfig(raw)
 	if err != nil {
 		return loadedFile{}, &ParseError{Path: path, Err: err}
 	}
@@ -75,7 +73,7 @@ func readSource(path string) (*clientcmdapi.Cluster, *clientcmdapi.AuthInfo, err
 	for _, u := range cfg.AuthInfos {
 		u.LocationOfOrigin = abs
 	}
-	if err := clientcmd.ResolveLocalPaths(cfg); err != nil {
+	if err := resolveLocalPaths(cfg); err != nil {
 		return nil, nil, &ParseError{Path: path, Err: fmt.Errorf("resolve file references: %w", err)}
 	}
 	clusterName, userName := pickSourceEntries(cfg)
@@ -123,34 +121,4 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// RESTConfigFromFile builds a client config for the cluster named by the
-// kubeconfig at path (the k3s kubeconfig): its server, CA, client certificate
-// and key, or bearer token. A missing file is a *FileError matching
-// os.ErrNotExist, an unparsable one a *ParseError, missing entries a
-// *SourceError.
-func RESTConfigFromFile(path string) (*rest.Config, error) {
-	cluster, user, err := readSource(path)
-	if err != nil {
-		return nil, err
-	}
-	return restConfigFor(cluster, user)
-}
-
-// restConfigFor turns one cluster and user into a rest.Config through
-// clientcmd, so every kubeconfig field (token files, proxy-url, TLS server
-// name) means what it means to kubectl.
-func restConfigFor(cluster *clientcmdapi.Cluster, user *clientcmdapi.AuthInfo) (*rest.Config, error) {
-	const name = "rdd"
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[name] = cluster
-	cfg.AuthInfos[name] = user
-	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
-	cfg.CurrentContext = name
-	rc, err := clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("build client config for %s: %w", cluster.Server, err)
-	}
-	return rc, nil
 }

@@ -7,11 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"time"
-
-	"k8s.io/client-go/rest"
 )
 
 // DefaultNodeListTimeout bounds AnyNodeReady (§8.1 step 5).
@@ -44,24 +41,23 @@ type node struct {
 // condition Ready=True; NotReady siblings do not matter (§8.1 step 5). timeout
 // 0 means DefaultNodeListTimeout. An error means the list failed, not that no
 // node is ready.
-func AnyNodeReady(ctx context.Context, rc *rest.Config, timeout time.Duration) (bool, error) {
+func AnyNodeReady(ctx context.Context, ep *Endpoint, timeout time.Duration) (bool, error) {
 	if timeout <= 0 {
 		timeout = DefaultNodeListTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	hc, err := oneShotClient(rc)
+	hc, _, err := ep.oneShotClient()
 	if err != nil {
 		return false, err
 	}
-	base, _, err := rest.DefaultServerUrlFor(rc)
+	base, err := ep.resourceURL("api/v1/nodes")
 	if err != nil {
-		return false, fmt.Errorf("server URL %q: %w", rc.Host, err)
+		return false, err
 	}
 	cont := ""
 	for {
 		u := *base
-		u.Path = path.Join("/", base.Path, "api/v1/nodes")
 		q := url.Values{"limit": {strconv.Itoa(nodeListPage)}}
 		if cont != "" {
 			q.Set("continue", cont)
@@ -69,7 +65,7 @@ func AnyNodeReady(ctx context.Context, rc *rest.Config, timeout time.Duration) (
 		u.RawQuery = q.Encode()
 		list, err := getNodes(ctx, hc, &u)
 		if err != nil {
-			return false, fmt.Errorf("list nodes at %s: %w", rc.Host, err)
+			return false, fmt.Errorf("list nodes at %s: %w", ep.Host, err)
 		}
 		for i := range list.Items {
 			if nodeReady(&list.Items[i]) {

@@ -8,11 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path"
 	"syscall"
 	"time"
-
-	"k8s.io/client-go/rest"
 )
 
 // DefaultProbeTimeout is the deadline of one /healthz probe (§8.2).
@@ -53,13 +50,13 @@ func (r ProbeResult) Decisive() bool {
 	return r.Class == ProbeUnhealthy || r.Class == ProbeUnreachable
 }
 
-// Probe sends GET <server>/healthz over rc's TLS and credentials with a
+// Probe sends GET <server>/healthz over ep's TLS and credentials with a
 // deadline of timeout (0 means DefaultProbeTimeout) and classifies the outcome.
 // Every probe opens a fresh connection, so a server that died since the last
 // probe is seen at once, not hidden behind a pooled connection. If ctx itself
 // ends, the result is Ambiguous with ctx's error.
-func Probe(ctx context.Context, rc *rest.Config, timeout time.Duration) ProbeResult {
-	hc, u, err := healthzClient(rc)
+func Probe(ctx context.Context, ep *Endpoint, timeout time.Duration) ProbeResult {
+	hc, u, err := healthzClient(ep)
 	if err != nil {
 		// Bad TLS material cannot reach the server: decisive, like §8.2's
 		// "anything else".
@@ -72,55 +69,25 @@ func Probe(ctx context.Context, rc *rest.Config, timeout time.Duration) ProbeRes
 // error is non-nil, and the result empty, when the kubeconfig is missing,
 // unparsable or lacks entries (§8.1 "kubeconfig missing or unparsable").
 func ProbeFile(ctx context.Context, path string, timeout time.Duration) (ProbeResult, error) {
-	rc, err := RESTConfigFromFile(path)
+	ep, err := EndpointFromFile(path)
 	if err != nil {
 		return ProbeResult{}, err
 	}
-	return Probe(ctx, rc, timeout), nil
+	return Probe(ctx, ep, timeout), nil
 }
 
-// healthzClient builds a one-shot HTTP client from rc (TLS, bearer token,
+// healthzClient builds a one-shot HTTP client from ep (TLS, bearer token,
 // basic auth, proxy) and the URL of its /healthz.
-func healthzClient(rc *rest.Config) (*http.Client, *url.URL, error) {
-	hc, err := oneShotClient(rc)
+func healthzClient(ep *Endpoint) (*http.Client, *url.URL, error) {
+	hc, _, err := ep.oneShotClient()
 	if err != nil {
 		return nil, nil, err
 	}
-	base, _, err := rest.DefaultServerUrlFor(rc)
+	u, err := ep.resourceURL("healthz")
 	if err != nil {
-		return nil, nil, fmt.Errorf("server URL %q: %w", rc.Host, err)
+		return nil, nil, err
 	}
-	u := *base
-	u.Path = path.Join("/", base.Path, "healthz")
-	return hc, &u, nil
-}
-
-// oneShotClient is an HTTP client for rc that keeps no idle connections and
-// follows no redirects. It honours rc.Proxy, else the proxy environment like
-// kubectl (which never proxies loopback addresses).
-func oneShotClient(rc *rest.Config) (*http.Client, error) {
-	tlsCfg, err := rest.TLSConfigFor(rc)
-	if err != nil {
-		return nil, fmt.Errorf("TLS config for %s: %w", rc.Host, err)
-	}
-	proxy := rc.Proxy
-	if proxy == nil {
-		proxy = http.ProxyFromEnvironment
-	}
-	tr := &http.Transport{
-		Proxy:             proxy,
-		DialContext:       (&net.Dialer{}).DialContext,
-		TLSClientConfig:   tlsCfg,
-		DisableKeepAlives: true,
-	}
-	rt, err := rest.HTTPWrappersForConfig(rc, tr)
-	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: %w", rc.Host, err)
-	}
-	return &http.Client{
-		Transport:     rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}, nil
+	return hc, u, nil
 }
 
 // get performs the probe request and classifies it.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/rest"
 
 	"github.com/rdd-project/rdd/internal/kube/kubetest"
 )
@@ -64,7 +63,7 @@ func TestProbeRealServer(t *testing.T) {
 // TestProbeUnreachableAfterKill uses its own server, since it kills it.
 func TestProbeUnreachableAfterKill(t *testing.T) {
 	srv := kubetest.New(t)
-	rc, err := RESTConfigFromFile(srv.Kubeconfig)
+	rc, err := EndpointFromFile(srv.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +89,7 @@ func TestAnyNodeReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.DeleteAllNodes(context.Background()) })
-	rc, err := RESTConfigFromFile(srv.Kubeconfig)
+	rc, err := EndpointFromFile(srv.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +126,7 @@ func TestAnyNodeReady(t *testing.T) {
 		if err := srv.WriteKubeconfig(path, kubetest.CredForeignCA); err != nil {
 			t.Fatal(err)
 		}
-		rc, err := RESTConfigFromFile(path)
+		rc, err := EndpointFromFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,20 +159,20 @@ func TestCurrentContextAgainstRealServer(t *testing.T) {
 // hungServer accepts requests and answers none while the test runs. The
 // handler waits for the test's end, not for the request's context: returning
 // early would send a 200 that can race the client's deadline.
-func hungServer(t *testing.T) *rest.Config {
+func hungServer(t *testing.T) *Endpoint {
 	t.Helper()
 	release := make(chan struct{})
 	srv := quietTLSServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		<-release
 	}))
 	t.Cleanup(func() { close(release) }) // runs before srv.Close, which waits for handlers
-	return &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: serverCAData(srv)}}
+	return &Endpoint{Host: srv.URL, CAData: serverCAData(srv)}
 }
 
 func TestProbeHTTPTest(t *testing.T) {
 	t.Run("5xx is unhealthy", func(t *testing.T) {
 		srv := tlsServer(t, http.StatusServiceUnavailable)
-		rc := &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: serverCAData(srv)}}
+		rc := &Endpoint{Host: srv.URL, CAData: serverCAData(srv)}
 		if res := Probe(context.Background(), rc, 0); res.Class != ProbeUnhealthy || res.StatusCode != 503 {
 			t.Fatalf("%+v", res)
 		}
@@ -185,7 +184,7 @@ func TestProbeHTTPTest(t *testing.T) {
 		}
 	})
 	t.Run("refused is unreachable", func(t *testing.T) {
-		rc := &rest.Config{Host: closedURL(t), TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+		rc := &Endpoint{Host: closedURL(t), Insecure: true}
 		if res := Probe(context.Background(), rc, 0); res.Class != ProbeUnreachable {
 			t.Fatalf("%+v", res)
 		}

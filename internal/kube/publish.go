@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
@@ -139,7 +138,7 @@ func writeStandalone(ctx context.Context, p Publication, cluster *clientcmdapi.C
 	cfg := clientcmdapi.NewConfig()
 	upsert(cfg, p.Name, cluster, user)
 	cfg.CurrentContext = p.Name
-	want, err := clientcmd.Write(*cfg)
+	want, err := writeConfig(*cfg)
 	if err != nil {
 		return false, fmt.Errorf("serialise standalone kubeconfig %s: %w", p.Standalone, err)
 	}
@@ -260,7 +259,7 @@ func editFile(ctx context.Context, prev *loadedFile, wait time.Duration, create 
 	if !edit(lf.Config) {
 		return false, nil
 	}
-	data, err := clientcmd.Write(*lf.Config)
+	data, err := writeConfig(*lf.Config)
 	if err != nil {
 		return false, fmt.Errorf("serialise kubeconfig %s: %w", path, err)
 	}

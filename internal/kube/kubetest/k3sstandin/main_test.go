@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rdd-project/rdd/internal/kube"
 	"github.com/rdd-project/rdd/internal/kube/kubetest"
@@ -217,12 +218,12 @@ func TestServeThenSIGTERM(t *testing.T) {
 	if res.Class != kube.ProbeHealthy {
 		t.Fatalf("probe through the kubeconfig: %+v", res)
 	}
-	rc, err := kube.RESTConfigFromFile(s.kc)
+	ep, err := kube.EndpointFromFile(s.kc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.waitFor(t, "Ready node", func() bool {
-		ok, err := kube.AnyNodeReady(ctx, rc, 10*time.Second)
+		ok, err := kube.AnyNodeReady(ctx, ep, 10*time.Second)
 		return err == nil && ok
 	})
 	t.Logf("node Ready %s after exec", time.Since(began).Round(time.Millisecond))
@@ -243,7 +244,11 @@ func TestAPIServerKilledStandinExits(t *testing.T) {
 	port := freePort(t)
 	s := startStandin(t, port, []string{envNodeReady + "=false", envExtraNode + "=second"}, "--node-name=lonely")
 	s.waitFor(t, "kubeconfig", func() bool { _, err := os.Stat(s.kc); return err == nil })
-	rc, err := kube.RESTConfigFromFile(s.kc)
+	rc, err := clientcmd.BuildConfigFromFlags("", s.kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := kube.EndpointFromFile(s.kc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +257,7 @@ func TestAPIServerKilledStandinExits(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitFor(t, "both nodes registered", func() bool { return countNodes(c) == 2 })
-	if ok, err := kube.AnyNodeReady(context.Background(), rc, 10*time.Second); err != nil || ok {
+	if ok, err := kube.AnyNodeReady(context.Background(), ep, 10*time.Second); err != nil || ok {
 		t.Fatalf("AnyNodeReady = %v, %v with %s=false; want false", ok, err, envNodeReady)
 	}
 
