@@ -46,7 +46,7 @@ func TestSvcPaths(t *testing.T) {
 	}
 
 	h.reset()
-	if code := h.run("svc", "paths", "nope"); code != 1 || !strings.Contains(h.stderr.String(), `unknown key "nope"; valid keys: daemon_log, dir,`) {
+	if code := h.run("svc", "paths", "nope"); code != 2 || !strings.Contains(h.stderr.String(), `unknown key "nope"; valid keys: daemon_log, dir,`) {
 		t.Errorf("svc paths nope = %d, %q", code, h.stderr)
 	}
 	h.reset()
@@ -72,6 +72,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"daemon", "--vm-driver", "kvm"},
 		{"status", "--at", "yesterday"},
 		{"why", "Nonsense"},
+		{"set", "running"},
+		{"svc", "paths", "nokey"},
+		{"set", "--wait=maybe", "running=true"},
+		{"start", "-o", "xml"},
+		{"events", "--since", "yesterday"},
+		{"status", "--at", "-5m"},
 	} {
 		h := newHarness(t)
 		if code := h.run(args...); code != 2 {
@@ -150,6 +156,32 @@ func TestEveryCommandHasHelpAndExamples(t *testing.T) {
 			if c.Short == "" || c.Long == "" || c.Example == "" {
 				t.Errorf("%s lacks Short, Long or Example", c.CommandPath())
 			}
+		}
+	}
+}
+
+func TestMistypedCommandSuggests(t *testing.T) {
+	for args, want := range map[string]string{
+		"statsu":      "Error: unknown command \"statsu\" for \"rdd\"\n\nDid you mean this?\n\tstatus\n\nRun 'rdd --help' for usage.\n",
+		"svc sttus":   "Error: unknown command \"sttus\" for \"rdd svc\"\n\nDid you mean this?\n\tstatus\n\nRun 'rdd svc --help' for usage.\n",
+		"zzzzzzzzzzz": "Error: unknown command \"zzzzzzzzzzz\" for \"rdd\"\nRun 'rdd --help' for usage.\n",
+	} {
+		h := newHarness(t)
+		if code := h.run(strings.Fields(args)...); code != 2 || h.stderr.String() != want {
+			t.Errorf("rdd %s = %d:\n%s\nwant:\n%s", args, code, h.stderr, want)
+		}
+	}
+}
+
+func TestFlagValueErrorsSayWhatIsWanted(t *testing.T) {
+	for args, want := range map[string]string{
+		"set --wait=maybe running=true": `Error: invalid value "maybe" for --wait: want true or false`,
+		"start --timeout=soon":          `Error: invalid value "soon" for --timeout: want a duration such as 90s, 5m or 1h30m`,
+		"events --limit=many":           `Error: invalid value "many" for --limit: want a whole number`,
+	} {
+		h := newHarness(t)
+		if code := h.run(strings.Fields(args)...); code != 2 || !strings.HasPrefix(h.stderr.String(), want+"\n") || strings.Contains(h.stderr.String(), "strconv") {
+			t.Errorf("rdd %s = %d: %q, want %q", args, code, h.stderr, want)
 		}
 	}
 }

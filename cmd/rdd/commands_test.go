@@ -224,17 +224,17 @@ func TestSetWithoutWait(t *testing.T) {
 	}
 }
 
-func TestSetClientSideErrorsExit1(t *testing.T) {
+func TestSetMalformedArgumentsExit2(t *testing.T) {
 	for args, want := range map[string]string{
 		"running":           `invalid argument "running": expected PROPERTY=VALUE format`,
 		"=x":                `invalid argument "=x": property name must not be empty`,
 		"running=true oops": `invalid argument "oops": expected PROPERTY=VALUE format`,
 	} {
 		h := newHarness(t)
-		if code := h.run(append([]string{"set"}, strings.Fields(args)...)...); code != 1 {
-			t.Errorf("set %s = %d, want 1", args, code)
+		if code := h.run(append([]string{"set"}, strings.Fields(args)...)...); code != 2 {
+			t.Errorf("set %s = %d, want 2", args, code)
 		}
-		if h.stderr.String() != "Error: "+want+"\n" || h.daemonStarts != 0 {
+		if h.stderr.String() != "Error: "+want+"\nRun 'rdd set --help' for usage.\n" || h.daemonStarts != 0 {
 			t.Errorf("set %s: stderr %q, daemon starts %d", args, h.stderr, h.daemonStarts)
 		}
 	}
@@ -532,5 +532,77 @@ func TestStatusYAML(t *testing.T) {
 		if !strings.Contains(h.stdout.String(), want) {
 			t.Errorf("status -o yaml lacks %q", want)
 		}
+	}
+}
+
+func TestSetStartStopPrintTheResult(t *testing.T) {
+	h := newHarness(t)
+	b := &fakeBackend{
+		set: func(req api.SetRequest) (api.SetResponse, error) {
+			if req.DryRun {
+				return api.SetResponse{Generation: 2, Changed: []string{"running"}}, nil
+			}
+			return api.SetResponse{Generation: 2, Seq: 7, Changed: []string{"running"}}, nil
+		},
+		snap:  appAt(2, cond("Settled", "True", "Settled", 2)),
+		watch: []events.Snapshot{appAt(2, cond("Running", "True", "Started", 2), cond("Settled", "True", "Settled", 2))},
+	}
+	h.serve(b)
+	if code := h.run("start", "-o", "json"); code != 0 {
+		t.Fatalf("start -o json = %d: %s", code, h.stderr)
+	}
+	want := `{"generation":2,"seq":7,"changed":["running"],"settled":true,"conditions":[` +
+		`{"type":"Running","status":"True","reason":"Started","message":"started message","observedGeneration":2,"lastTransitionTime":"0001-01-01T00:00:00Z","lastTransitionSeq":0,"reasonSeq":0},` +
+		`{"type":"Settled","status":"True","reason":"Settled","message":"settled message","observedGeneration":2,"lastTransitionTime":"0001-01-01T00:00:00Z","lastTransitionSeq":0,"reasonSeq":0}]}` + "\n"
+	if got := h.stdout.String(); got != want {
+		t.Errorf("start -o json:\n%s\nwant:\n%s", got, want)
+	}
+	h.reset()
+	if code := h.run("set", "--wait=false", "-o", "yaml", "running=true"); code != 0 {
+		t.Fatalf("set -o yaml = %d: %s", code, h.stderr)
+	}
+	if want := "changed:\n- running\ngeneration: 2\nseq: 7\nsettled: false\n"; h.stdout.String() != want {
+		t.Errorf("set --wait=false -o yaml:\n%s\nwant:\n%s", h.stdout, want)
+	}
+	h.reset()
+	if code := h.run("set", "--dry-run", "--json", "running=true"); code != 0 || h.stdout.String() != `{"generation":2,"seq":0,"changed":["running"],"dryRun":true,"settled":false}`+"\n" {
+		t.Errorf("set --dry-run --json = %d: %s", code, h.stdout)
+	}
+	h.reset()
+	if code := h.run("stop", "-o", "json", "--wait=false"); code != 0 || !strings.HasPrefix(h.stdout.String(), `{"generation":2,"seq":7,"changed":["running"]`) {
+		t.Errorf("stop -o json = %d: %s", code, h.stdout)
+	}
+}
+
+func TestDurationsInSinceAndAt(t *testing.T) {
+	h := newHarness(t)
+	b := logBackend(t, "start.ndjson")
+	h.serve(b)
+	last := b.envs[len(b.envs)-1]
+	// The clock stands 10 minutes after the event at seq 9.
+	nine := b.envs[8]
+	if nine.Seq != 9 {
+		t.Fatalf("event 9 is %d", nine.Seq)
+	}
+	h.setClock(nine.Time.Add(10 * time.Minute))
+	if code := h.run("events", "--since", "10m", "--limit", "1"); code != 0 || !strings.HasPrefix(h.stdout.String(), "9 ") {
+		t.Errorf("events --since 10m = %d: %q, want event 9 first", code, h.stdout)
+	}
+	h.reset()
+	if code := h.run("events", "--since", nine.Time.Format(time.RFC3339Nano), "--limit", "1"); code != 0 || !strings.HasPrefix(h.stdout.String(), "9 ") {
+		t.Errorf("events --since TIME = %d: %q, want event 9 first", code, h.stdout)
+	}
+	h.reset()
+	if code := h.run("status", "--at", "10m", "-o", "json"); code != 0 || !strings.Contains(h.stdout.String(), `"seq":9,`) {
+		t.Errorf("status --at 10m = %d: %s", code, h.stdout)
+	}
+	h.reset()
+	beyond := fmt.Sprint(last.Seq + 1)
+	if code := h.run("status", "--at", beyond); code != 1 || h.stderr.String() != fmt.Sprintf("Error: --at %s is beyond the last event of the log (seq %d)\n", beyond, last.Seq) {
+		t.Errorf("status --at %s = %d: %q", beyond, code, h.stderr)
+	}
+	h.reset()
+	if code := h.run("status", "--at", "2099-01-01T00:00:00Z"); code != 1 || !strings.Contains(h.stderr.String(), "is in the future") {
+		t.Errorf("status --at the future = %d: %q", code, h.stderr)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/cli/exit"
@@ -183,7 +184,7 @@ func newRootCommand(e *env) *cobra.Command {
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exit.Usage(err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exit.Usage(flagError(err)) })
 
 	root.AddGroup(
 		&cobra.Group{ID: "app", Title: "App commands:"},
@@ -207,12 +208,41 @@ func newRootCommand(e *env) *cobra.Command {
 }
 
 // rootArgs rejects unknown commands as usage errors (cobra's own check
-// returns a plain error).
+// returns a plain error), with cobra's suggestions for a mistyped name.
 func rootArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return exit.Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default, applied only on its own path
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
+		}
+		return exit.Usage(errors.New(msg))
 	}
 	return nil
+}
+
+// flagError rewrites pflag's parse errors, which quote strconv ("parsing
+// \"maybe\": invalid syntax"), as what the flag accepts.
+func flagError(err error) error {
+	iv, ok := errors.AsType[*pflag.InvalidValueError](err)
+	if !ok {
+		return err
+	}
+	f := iv.GetFlag()
+	want := ""
+	switch f.Value.Type() {
+	case "bool":
+		want = "true or false"
+	case "duration":
+		want = "a duration such as 90s, 5m or 1h30m"
+	case "int", "uint64":
+		want = "a whole number"
+	default:
+		return err
+	}
+	return fmt.Errorf("invalid value %q for --%s: want %s", iv.GetValue(), f.Name, want)
 }
 
 // groupArgs is rootArgs for a command that only groups subcommands.

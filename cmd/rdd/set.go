@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rdd-project/rdd/internal/api"
+	"github.com/rdd-project/rdd/internal/cli/render"
+	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/spec"
 )
 
@@ -25,7 +27,13 @@ type waitOptions struct {
 	timeout time.Duration
 	// noopMessage, when set, is printed when the write changed nothing.
 	noopMessage string
+	out         outputFlags
+	// format is out's format once parsed; "" prints no result (rdd run).
+	format render.Format
 }
+
+// resultFormats are the -o values of set, start and stop.
+var resultFormats = []render.Format{render.Text, render.JSON, render.YAML}
 
 // defaultWaitTimeout is the --timeout default of set, start, stop and run.
 const defaultWaitTimeout = 5 * time.Minute
@@ -34,6 +42,43 @@ func addWaitFlags(cmd *cobra.Command, o *waitOptions) {
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "validate the change in the daemon and print what would change; writes nothing, not even an absent App")
 	cmd.Flags().BoolVar(&o.wait, "wait", true, "wait until the App is settled at the new generation")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", defaultWaitTimeout, "how long to wait; 0 means no limit")
+	o.out.add(cmd, resultFormats...)
+	cmd.Flags().Lookup("output").Usage += " (json and yaml print the result: generation, seq, changed keys, final conditions)"
+}
+
+// parseFormat checks -o; commands call it before anything else.
+func (o *waitOptions) parseFormat() error {
+	f, err := o.out.format(resultFormats...)
+	o.format = f
+	return err
+}
+
+// setResult is what set, start and stop print with -o json|yaml.
+type setResult struct {
+	Generation int64 `json:"generation"`
+	// Seq is the SpecChanged event's seq, 0 when nothing changed.
+	Seq     uint64   `json:"seq"`
+	Changed []string `json:"changed"`
+	Created bool     `json:"created,omitempty"`
+	DryRun  bool     `json:"dryRun,omitempty"`
+	// Settled is false when the command did not wait (--wait=false, a dry
+	// run); Conditions are then absent.
+	Settled    bool               `json:"settled"`
+	Conditions []events.Condition `json:"conditions,omitempty"`
+}
+
+// printResult prints r in the data formats; text has its own lines.
+func (e *env) printResult(f render.Format, r setResult) error {
+	if r.Changed == nil {
+		r.Changed = []string{}
+	}
+	switch f {
+	case render.JSON:
+		return render.WriteJSON(e.stdout, r)
+	case render.YAML:
+		return render.WriteYAML(e.stdout, r)
+	}
+	return nil
 }
 
 func newSetCommand(e *env) *cobra.Command {
@@ -68,6 +113,9 @@ func newSetCommand(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			props, err := spec.ParseAssignments(args)
 			if err != nil {
+				return usageErr(err)
+			}
+			if err := o.parseFormat(); err != nil {
 				return err
 			}
 			if err := e.ensureDaemon(cmd.Context()); err != nil {
@@ -129,6 +177,11 @@ func (e *env) applySpec(ctx context.Context, props map[string]string, o waitOpti
 	if err != nil {
 		return err
 	}
+	r := setResult{Generation: resp.Generation, Seq: resp.Seq, Changed: resp.Changed, Created: resp.Created, DryRun: o.dryRun}
+	data := o.format == render.JSON || o.format == render.YAML
+	if o.dryRun && data {
+		return e.printResult(o.format, r)
+	}
 	if o.dryRun {
 		changed := "no change"
 		if len(resp.Changed) > 0 {
@@ -139,14 +192,18 @@ func (e *env) applySpec(ctx context.Context, props map[string]string, o waitOpti
 	}
 	// Seq 0 is the daemon's word for "nothing changed" (api.SetResponse).
 	noop := resp.Seq == 0
-	if noop && o.noopMessage != "" {
+	if noop && o.noopMessage != "" && !data {
 		if _, err := fmt.Fprintln(e.stdout, o.noopMessage); err != nil {
 			return err
 		}
 	}
 	if !o.wait {
-		return nil
+		return e.printResult(o.format, r)
 	}
-	_, err = e.waitSettled(ctx, resp.Generation, o.timeout, noop)
-	return err
+	s, err := e.waitSettled(ctx, resp.Generation, o.timeout, noop)
+	if err != nil {
+		return err
+	}
+	r.Settled, r.Conditions = true, s.Status.Conditions
+	return e.printResult(o.format, r)
 }

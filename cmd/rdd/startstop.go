@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rdd-project/rdd/internal/api/client"
+	"github.com/rdd-project/rdd/internal/cli/render"
 	"github.com/rdd-project/rdd/internal/cli/svc"
 )
 
@@ -25,6 +26,9 @@ func newStartCommand(e *env) *cobra.Command {
 			rdd start --timeout=10m`),
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.parseFormat(); err != nil {
+				return err
+			}
 			if err := e.ensureDaemon(cmd.Context()); err != nil {
 				return err
 			}
@@ -54,6 +58,9 @@ func newStopCommand(e *env) *cobra.Command {
 			rdd stop --timeout=1m`),
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.parseFormat(); err != nil {
+				return err
+			}
 			p, err := e.instance()
 			if err != nil {
 				return err
@@ -63,22 +70,30 @@ func newStopCommand(e *env) *cobra.Command {
 			if errors.Is(err, client.ErrDaemonNotRunning) {
 				st, ierr := svc.Inspect(p)
 				if ierr == nil && st.Created {
-					_, err = fmt.Fprintf(e.stdout, "The rdd daemon of instance %s is not running; nothing to stop\n", p.Instance)
-					return err
+					return e.nothingToStop(o.format, fmt.Sprintf("The rdd daemon of instance %s is not running; nothing to stop", p.Instance))
 				}
-				_, err = fmt.Fprintln(e.stdout, msgNothingToStop)
-				return err
+				return e.nothingToStop(o.format, msgNothingToStop)
 			}
 			if err != nil {
 				return err
 			}
 			if !snap.Exists {
-				_, err = fmt.Fprintln(e.stdout, msgNothingToStop)
-				return err
+				return e.nothingToStop(o.format, msgNothingToStop)
 			}
 			return e.applySpec(cmd.Context(), map[string]string{"running": "false"}, o, "rdd stop")
 		},
 	}
 	addWaitFlags(cmd, &o)
 	return cmd
+}
+
+// nothingToStop reports a stop with nothing to do: the message on stdout,
+// or on stderr beside an empty result when stdout carries data.
+func (e *env) nothingToStop(f render.Format, msg string) error {
+	if f == render.JSON || f == render.YAML {
+		fmt.Fprintln(e.stderr, msg)
+		return e.printResult(f, setResult{})
+	}
+	_, err := fmt.Fprintln(e.stdout, msg)
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rdd-project/rdd/internal/api"
+	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/cli/render"
 	"github.com/rdd-project/rdd/internal/events"
 )
@@ -50,7 +51,7 @@ func newStatusCommand(e *env) *cobra.Command {
 	)
 	formats := []render.Format{render.Text, render.JSON, render.YAML}
 	cmd := &cobra.Command{
-		Use:   "status [-o text|json|yaml] [--watch] [--at SEQ|TIME]",
+		Use:   "status [-o text|json|yaml] [--watch] [--at SEQ|DURATION|TIME]",
 		Short: "Show the App's conditions, spec and generation",
 		Long: doc(`
 			Show the App snapshot: its conditions (type, status, reason, age,
@@ -59,7 +60,9 @@ func newStatusCommand(e *env) *cobra.Command {
 
 			--watch prints the snapshot again after every change: with -o json
 			one JSON object per line, with -o text the table again.
-			--at shows the snapshot as of a past event seq or time.
+			--at shows the snapshot as of a past event: its seq, a duration
+			ago (5m) or an RFC 3339 time; a point after the last event is an
+			error.
 
 			status needs a running daemon; it never starts one.`),
 		Example: example(`
@@ -67,6 +70,7 @@ func newStatusCommand(e *env) *cobra.Command {
 			rdd status -o json | jq '.status.conditions[] | select(.type=="Settled")'
 			rdd status --watch -o json
 			rdd status --at 42
+			rdd status --at 10m
 			rdd status --at 2026-01-02T15:04:05Z -o yaml`),
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -86,9 +90,9 @@ func newStatusCommand(e *env) *cobra.Command {
 			case watch:
 				return e.watchStatus(ctx, f)
 			case at != "":
-				a, err := api.ParseAt(at)
+				a, err := e.checkAt(ctx, c, at)
 				if err != nil {
-					return usageErr(err)
+					return err
 				}
 				s, err := c.StatusAt(ctx, a)
 				if err != nil {
@@ -111,7 +115,7 @@ func newStatusCommand(e *env) *cobra.Command {
 	}
 	out.add(cmd, formats...)
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the snapshot again after every change")
-	cmd.Flags().StringVar(&at, "at", "", "show the snapshot as of event SEQ or RFC 3339 TIME")
+	cmd.Flags().StringVar(&at, "at", "", "show the snapshot as of event SEQ, DURATION ago (5m) or RFC 3339 TIME")
 	return cmd
 }
 
@@ -180,4 +184,31 @@ func writeLine(w io.Writer, b []byte) error {
 	}
 	_, err := w.Write(b)
 	return err
+}
+
+// checkAt parses --at and refuses a point after the log's last event: the
+// daemon would answer with the current snapshot, which reads as history
+// that has not happened.
+func (e *env) checkAt(ctx context.Context, c *client.Client, at string) (api.At, error) {
+	now := e.now()
+	a, err := parsePoint("--at", at, now)
+	if err != nil {
+		return api.At{}, usageErr(err)
+	}
+	if a.Seq == 0 && a.Time.IsZero() {
+		return api.At{}, usageErrf("--at 0 selects nothing: the first event is seq 1")
+	}
+	if a.Time.After(now) {
+		return api.At{}, fmt.Errorf("--at %s is in the future", at)
+	}
+	if a.Seq > 0 {
+		head, err := c.Status(ctx)
+		if err != nil {
+			return api.At{}, err
+		}
+		if a.Seq > head.Seq {
+			return api.At{}, fmt.Errorf("--at %d is beyond the last event of the log (seq %d)", a.Seq, head.Seq)
+		}
+	}
+	return a, nil
 }

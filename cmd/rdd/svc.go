@@ -269,7 +269,7 @@ func writePaths(e *env, m map[string]string, args []string, output string) error
 	if len(args) == 1 {
 		v, ok := m[args[0]]
 		if !ok {
-			return fmt.Errorf("unknown key %q; valid keys: %s", args[0], strings.Join(keys, ", "))
+			return usageErrf("unknown key %q; valid keys: %s", args[0], strings.Join(keys, ", "))
 		}
 		_, err := fmt.Fprintln(e.stdout, v)
 		return err
