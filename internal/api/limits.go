@@ -21,7 +21,7 @@ import (
 
 // Defaults of the ServerOptions limits. Together they bound the daemon's
 // descriptors for the socket at DefaultMaxConns + DefaultMaxStreams +
-// maxRejecting, far below the soft RLIMIT_NOFILE Go raises at start.
+// maxRejecting, far below the RLIMIT_NOFILE Go raises the soft limit to.
 const (
 	DefaultMaxConns        = 128
 	DefaultMaxStreams      = 1024
@@ -45,21 +45,34 @@ const (
 // would be copied into the log and into every snapshot stream.
 const MaxCommandBytes = 4 << 10
 
-// limiter counts the socket's connections: plain ones (requests and idle
-// keep-alive) against MaxConns, and those currently carrying a watch or
-// follow stream against MaxStreams, so that many watchers cannot lock out
-// `rdd set` and many clients cannot lock out watchers.
+// limiter counts the socket's connections. A connection is pending until
+// a request classifies it: a watch or follow stream holds a stream slot
+// (at most MaxStreams), anything else a plain slot (at most MaxConns) that
+// it keeps while idle between requests. Counting them apart means many
+// watchers cannot lock out `rdd set` and many clients cannot lock out
+// watchers; classifying per request, not per accept, means a burst of
+// watchers reconnecting at once is not refused for lack of plain slots.
+// Pending connections count only against the total, MaxConns+MaxStreams,
+// which Accept enforces and which bounds the descriptors.
 type limiter struct {
 	mu         sync.Mutex
-	conns      int
-	streams    int
+	total      int // accepted, not yet closed
+	conns      int // in the plain state
+	streams    int // in the stream state
 	rejecting  int
 	maxConns   int
 	maxStreams int
 	lastWarn   atomic.Int64 // unix nanos of the last warning
 }
 
-// limitListener admits connections up to the limiter's cap and answers
+// Connection states, guarded by limiter.mu.
+const (
+	connPending = iota
+	connPlain
+	connStream
+)
+
+// limitListener admits connections up to the limiter's total and answers
 // the others 503 itself, before net/http sees them.
 type limitListener struct {
 	net.Listener
@@ -75,15 +88,14 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		lim.mu.Lock()
 		switch {
-		case lim.conns < lim.maxConns:
-			lim.conns++
+		case lim.total < lim.maxConns+lim.maxStreams:
+			lim.total++
 			lim.mu.Unlock()
 			return &limitedConn{Conn: c, lim: lim}, nil
 		case lim.rejecting < maxRejecting:
 			lim.rejecting++
-			open, max := lim.conns, lim.maxConns
 			lim.mu.Unlock()
-			l.s.warnRejected(open, max)
+			l.s.warnRejected()
 			go l.s.reject(c)
 		default:
 			lim.mu.Unlock()
@@ -92,13 +104,18 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (s *Server) warnRejected(open, max int) {
+func (s *Server) warnRejected() {
 	now := time.Now().UnixNano()
 	last := s.lim.lastWarn.Load()
 	if now-last < int64(rejectWarnEvery) || !s.lim.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	s.log.Warn("connection refused with 503: too many open connections", zap.Int("open", open), zap.Int("max", max))
+	s.log.Warn("connections refused with 503: too many open", zap.Int("maxConns", s.lim.maxConns), zap.Int("maxStreams", s.lim.maxStreams))
+}
+
+// busyMessage is the 503 answer to a request past MaxConns.
+func (s *Server) busyMessage() string {
+	return fmt.Sprintf("the rdd daemon has %d connections open, its limit: close idle clients or retry in a moment", s.lim.maxConns)
 }
 
 // reject reads one request from c and answers it 503, within rejectTimeout.
@@ -119,31 +136,28 @@ func (s *Server) reject(c net.Conn) {
 	_ = req.Body.Close()
 	b, _ := json.Marshal(ErrorBody{
 		Code:  CodeUnavailable,
-		Error: fmt.Sprintf("the rdd daemon has %d connections open, its limit: close idle clients or retry in a moment", s.lim.maxConns),
+		Error: fmt.Sprintf("the rdd daemon has %d connections and streams open, its limit: close idle clients or retry in a moment", s.lim.maxConns+s.lim.maxStreams),
 	})
 	b = append(b, '\n')
 	_, _ = fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s: %s\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
 		ContentTypeJSON, len(b), HeaderVersion, s.opts.Version, b)
 }
 
-// limitedConn returns its slot when closed.
+// limitedConn returns its slots when closed.
 type limitedConn struct {
 	net.Conn
-	lim    *limiter
-	once   sync.Once
-	stream bool // guarded by lim.mu: the slot is a stream's, not a plain one
+	lim   *limiter
+	once  sync.Once
+	state int // guarded by lim.mu
 }
 
-// Close releases the slot before closing, so that a client that sees the
-// connection end can count on the slot being free again.
+// Close releases the slots before closing, so that a client that sees the
+// connection end can count on them being free again.
 func (c *limitedConn) Close() error {
 	c.once.Do(func() {
 		c.lim.mu.Lock()
-		if c.stream {
-			c.lim.streams--
-		} else {
-			c.lim.conns--
-		}
+		c.lim.setStateLocked(c, connPending)
+		c.lim.total--
 		c.lim.mu.Unlock()
 	})
 	return c.Conn.Close()
@@ -157,15 +171,73 @@ func (c *limitedConn) CloseWrite() error {
 	return nil
 }
 
+func (l *limiter) setStateLocked(c *limitedConn, state int) {
+	switch c.state {
+	case connPlain:
+		l.conns--
+	case connStream:
+		l.streams--
+	}
+	switch state {
+	case connPlain:
+		l.conns++
+	case connStream:
+		l.streams++
+	}
+	c.state = state
+}
+
 type connKey struct{}
 
-// claimStream moves the request's connection from the plain pool to the
-// stream pool. It answers 503 and returns false when MaxStreams streams are
-// open. release gives the slot back to the plain pool (the connection may
-// carry more requests); call it once, before the stream's last line, so
-// that a reader who sees the stream end can open another at once.
+// isStreamRequest tells a watch or follow request, which claims a stream
+// slot in its handler, from the others, which take a plain slot first.
+func isStreamRequest(r *http.Request) bool {
+	var v string
+	switch r.URL.Path {
+	case PathStatus:
+		v = r.URL.Query().Get("watch")
+	case PathEvents:
+		v = r.URL.Query().Get("follow")
+	default:
+		return false
+	}
+	b, _ := strconv.ParseBool(v)
+	return b
+}
+
+// claimPlain gives the request's connection a plain slot unless it holds
+// one. Past MaxConns it answers 503 and closes the connection after the
+// answer, and returns false.
+func (s *Server) claimPlain(w http.ResponseWriter, r *http.Request) bool {
+	lc, _ := r.Context().Value(connKey{}).(*limitedConn)
+	if lc == nil {
+		return true
+	}
+	lim := &s.lim
+	lim.mu.Lock()
+	defer lim.mu.Unlock()
+	if lc.state == connPlain {
+		return true
+	}
+	if lim.conns >= lim.maxConns {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, s.busyMessage())
+		return false
+	}
+	lim.setStateLocked(lc, connPlain)
+	return true
+}
+
+// claimStream moves the request's connection to a stream slot. It answers
+// 503 and returns false when MaxStreams streams are open. release makes the
+// connection pending again (it may carry more requests); call it once,
+// before the stream's last line, so that a reader who sees the stream end
+// can open another at once.
 func (s *Server) claimStream(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
 	lc, _ := r.Context().Value(connKey{}).(*limitedConn)
+	if lc == nil {
+		lc = &limitedConn{} // a request without a counted connection (RoutesForTest)
+	}
 	lim := &s.lim
 	lim.mu.Lock()
 	if lim.streams >= lim.maxStreams {
@@ -173,21 +245,13 @@ func (s *Server) claimStream(w http.ResponseWriter, r *http.Request) (release fu
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf("the rdd daemon serves %d watch and follow streams, its limit: close some or retry later", lim.maxStreams))
 		return nil, false
 	}
-	lim.streams++
-	if lc != nil {
-		lim.conns--
-		lc.stream = true
-	}
+	lim.setStateLocked(lc, connStream)
 	lim.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			lim.mu.Lock()
-			lim.streams--
-			if lc != nil {
-				lim.conns++
-				lc.stream = false
-			}
+			lim.setStateLocked(lc, connPending)
 			lim.mu.Unlock()
 		})
 	}, true

@@ -231,6 +231,35 @@ func TestConnectionCapAnswers503(t *testing.T) {
 	}
 }
 
+// Past MaxConns+MaxStreams connections, whatever they would carry, the
+// listener itself answers 503 and closes: the descriptors stay bounded.
+func TestConnectionTotalCapAnswers503(t *testing.T) {
+	_, srv, _ := serve(t, 1, api.ServerOptions{MaxConns: 1, MaxStreams: 1})
+	plain := dialRaw(t, srv.Socket)
+	if resp, _ := plain.get(t, api.PathHealthz); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	w, err := client.New(srv.Socket).Watch(testCtx(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := range 10 {
+		rc := dialRaw(t, srv.Socket)
+		resp, body := rc.get(t, api.PathHealthz)
+		eb := wantErrorBody(t, resp.StatusCode, body, 503, api.CodeUnavailable)
+		if !strings.Contains(eb.Error, "2 connections and streams open") || !resp.Close || resp.Header.Get(api.HeaderVersion) == "" {
+			t.Fatalf("connection %d past the total: %+v close=%v", i, eb, resp.Close)
+		}
+	}
+	if resp, _ := plain.get(t, api.PathHealthz); resp.StatusCode != 200 {
+		t.Fatalf("the admitted connection at the total cap: %s", resp.Status)
+	}
+	if _, err := w.Next(); err != nil {
+		t.Fatalf("the admitted watch at the total cap: %v", err)
+	}
+}
+
 // Watch streams have their own cap, apart from the connection cap: streams
 // up to MaxStreams leave the connection slots free, one more is answered
 // 503, and an ended stream frees its slot.

@@ -34,8 +34,6 @@ import (
 // MaxConns connections are open besides streams and at most MaxStreams
 // streams (503 Unavailable past either), a set's command is stored cut to
 // MaxCommandBytes, and a body naming a key twice (or in two cases) is 400.
-// A new watch needs a connection slot for its request; once it streams it
-// holds a stream slot only.
 //
 // The Backend's Watch and Events must not call fn after they return; fn is
 // not safe for concurrent use.
@@ -47,6 +45,7 @@ type Server struct {
 	routes map[string]route
 	active inflight
 	lim    limiter
+	shared sharedLines
 }
 
 // ServerOptions configure a Server. The zero value serves with the defaults.
@@ -70,10 +69,11 @@ type ServerOptions struct {
 	// of its headers (default DefaultBodyReadTimeout); a slower request is
 	// answered 408 and its connection closed.
 	BodyReadTimeout time.Duration
-	// MaxConns caps the open connections that do not carry a stream,
-	// idle keep-alive ones included (default DefaultMaxConns). MaxStreams
-	// caps the watch and follow streams (default DefaultMaxStreams). A
-	// connection or stream over its cap is answered 503 Unavailable.
+	// MaxConns caps the connections that carry requests other than
+	// streams, idle keep-alive ones included (default DefaultMaxConns).
+	// MaxStreams caps the watch and follow streams (default
+	// DefaultMaxStreams). A request over its cap is answered 503
+	// Unavailable, and so is a connection beyond MaxConns+MaxStreams.
 	MaxConns   int
 	MaxStreams int
 }
@@ -192,6 +192,9 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			s.log.Warn("peer refused", zap.Int("uid", peer.UID), zap.Int("pid", peer.PID), zap.Error(err))
 			w.Header().Set(HeaderVersion, s.opts.Version)
 			writeError(w, http.StatusForbidden, CodeForbidden, msg)
+			return
+		}
+		if !isStreamRequest(r) && !s.claimPlain(w, r) {
 			return
 		}
 		s.limitBody(w, r)

@@ -31,11 +31,11 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 	defer st.close()
 	st.start() // the reader's request returns even when the first line waits
 	err := s.b.Watch(ctx, since, func(snap events.Snapshot) error {
-		b, err := json.Marshal(snap)
+		b, err := s.shared.line(&snap)
 		if err != nil {
-			return fmt.Errorf("encode snapshot at seq %d: %w", snap.Seq, err)
+			return err
 		}
-		return st.line(b)
+		return st.writeLine(b)
 	})
 	if errors.Is(err, ErrWatcherTooSlow) {
 		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
@@ -156,7 +156,11 @@ func (st *stream) flush() {
 }
 
 // line writes b and '\n' within StreamWriteTimeout.
-func (st *stream) line(b []byte) error {
+func (st *stream) line(b []byte) error { return st.writeLine(append(b, '\n')) }
+
+// writeLine writes b, which ends in '\n', within StreamWriteTimeout. It does
+// not modify b.
+func (st *stream) writeLine(b []byte) error {
 	if st.werr != nil {
 		return st.werr
 	}
@@ -167,7 +171,7 @@ func (st *stream) line(b []byte) error {
 	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see newStream
 		return err
 	}
-	if _, err := st.w.Write(append(b, '\n')); err != nil {
+	if _, err := st.w.Write(b); err != nil {
 		st.werr = err
 		return err
 	}
