@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/bits"
 
@@ -18,9 +19,12 @@ func (l *Log) SaveCheckpoint(seq uint64, data []byte) error {
 	if err := checkCheckpoint(l.path, seq, data, l.compacted.Load(), l.last.Load()); err != nil {
 		return err
 	}
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	err := l.update("save checkpoint", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCheckpoints)
-		if err := b.Put(seqKey(seq), data); err != nil {
+		if b == nil {
+			return corruptError(l.path, "the checkpoints bucket is gone", nil)
+		}
+		if err := b.Put(seqKey(seq), frame(seq, data)); err != nil {
 			return err
 		}
 		var seqs []uint64
@@ -89,16 +93,27 @@ func (l *Log) checkpoint(pick func(*bolt.Cursor) ([]byte, []byte)) (uint64, []by
 		seq  uint64
 		data []byte
 	)
-	err := l.db.View(func(tx *bolt.Tx) error {
-		k, v := pick(tx.Bucket(bucketCheckpoints).Cursor())
+	err := l.view("read checkpoint", func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		if b == nil {
+			return corruptError(l.path, "the checkpoints bucket is gone", nil)
+		}
+		k, v := pick(b.Cursor())
 		if k == nil {
 			return nil
 		}
 		s, ok := keySeq(k)
-		if !ok || len(v) == 0 {
-			return corruptError(l.path, fmt.Sprintf("bad checkpoint under key %x", k), nil)
+		if !ok {
+			return corruptError(l.path, fmt.Sprintf("a checkpoint has a %d-byte key", len(k)), nil)
 		}
-		seq, data = s, bytes.Clone(v)
+		body, _, err := unframe(s, v)
+		if err == nil && len(body) == 0 {
+			err = errors.New("it is empty")
+		}
+		if err != nil {
+			return corruptError(l.path, fmt.Sprintf("checkpoint %d", s), err)
+		}
+		seq, data = s, bytes.Clone(body)
 		return nil
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"time"
 
@@ -94,6 +95,27 @@ func decodeEnvelope(b []byte) (events.Envelope, error) {
 		return e, nil
 	}
 	return events.Unmarshal(b)
+}
+
+// decodeValue verifies and decodes the value stored under seq.
+func decodeValue(seq uint64, v []byte, strict bool) (events.Envelope, error) {
+	body, _, err := unframe(seq, v)
+	if err != nil {
+		return events.Envelope{}, err
+	}
+	var e events.Envelope
+	if strict {
+		e, err = decodeStrict(body)
+	} else {
+		e, err = decodeEnvelope(body)
+	}
+	if err != nil {
+		return events.Envelope{}, err
+	}
+	if e.Seq != seq {
+		return events.Envelope{}, fmt.Errorf("the event under key %d says seq %d", seq, e.Seq)
+	}
+	return e, nil
 }
 
 // decodeStrict decodes b with encoding/json only (used by Check).
@@ -303,4 +325,49 @@ func daysIn(month, year int) int {
 		return 30
 	}
 	return 31
+}
+
+// Stored values (events and checkpoints) since schema version 2 are framed:
+//
+//	0x01 | CRC-32C (Castagnoli), big-endian, of key || body | body
+//
+// where key is the 8-byte seq key the value is stored under, so a value
+// moved to another key fails too. A value that does not start with 0x01 is
+// an unframed value of schema 1 (events are JSON, so they start with '{';
+// rdd's checkpoints too) and is accepted as it is: logs written before
+// checksums stay readable without a migration.
+const (
+	frameTag    = 0x01
+	frameHeader = 5
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// frame returns body framed for storage under key seq.
+func frame(seq uint64, body []byte) []byte {
+	out := make([]byte, frameHeader, frameHeader+len(body))
+	out[0] = frameTag
+	binary.BigEndian.PutUint32(out[1:], frameSum(seq, body))
+	return append(out, body...)
+}
+
+func frameSum(seq uint64, body []byte) uint32 {
+	k := seqKey(seq)
+	return crc32.Update(crc32.Update(0, castagnoli, k), castagnoli, body)
+}
+
+// unframe verifies a stored value and returns its body, which aliases v.
+// framed reports whether v carried a checksum.
+func unframe(seq uint64, v []byte) (body []byte, framed bool, err error) {
+	if len(v) == 0 || v[0] != frameTag {
+		return v, false, nil
+	}
+	if len(v) < frameHeader {
+		return nil, true, fmt.Errorf("value of %d bytes is shorter than its checksum header", len(v))
+	}
+	body = v[frameHeader:]
+	if want, got := binary.BigEndian.Uint32(v[1:]), frameSum(seq, body); want != got {
+		return nil, true, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	return body, true, nil
 }

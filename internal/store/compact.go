@@ -1,9 +1,8 @@
 package store
 
 import (
-	"errors"
 	"fmt"
-	"runtime/debug"
+	"os"
 	"strconv"
 	"time"
 
@@ -40,7 +39,7 @@ func (l *Log) Compact(keepAfter uint64) (int, error) {
 	if keepAfter <= from {
 		return 0, nil
 	}
-	if err := l.db.View(func(tx *bolt.Tx) error {
+	if err := l.view("compact", func(tx *bolt.Tx) error {
 		return checkCovered(l.path, keepAfter, l.last.Load(), tx.Bucket(bucketCheckpoints).Cursor().Last)
 	}); err != nil {
 		return 0, l.wrap("compact", err)
@@ -48,7 +47,7 @@ func (l *Log) Compact(keepAfter uint64) (int, error) {
 	removed := 0
 	for from < keepAfter {
 		to := min(keepAfter, from+uint64(compactChunk))
-		err := l.db.Update(func(tx *bolt.Tx) error {
+		err := l.update("compact", func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketEvents)
 			for s := from + 1; s <= to; s++ {
 				if err := b.Delete(seqKey(s)); err != nil {
@@ -87,6 +86,20 @@ func (l *Log) Compact(keepAfter uint64) (int, error) {
 	return removed, nil
 }
 
+// checkPages walks every page of the file (see walker) through its own
+// descriptor; the writers are stopped (wmu), so the file is stable.
+func (l *Log) checkPages() error {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return fmt.Errorf("store: check %s: %w", l.path, err)
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := preflight(f, true); err != nil {
+		return corruptError(l.path, "page structure", err)
+	}
+	return nil
+}
+
 // checkCovered refuses a compaction that no checkpoint covers; latest returns
 // the newest checkpoint's key.
 func checkCovered(path string, keepAfter, last uint64, latest func() ([]byte, []byte)) error {
@@ -111,20 +124,10 @@ func (l *Log) Check() (err error) {
 	if l.closed.Load() {
 		return closedError(l.path)
 	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = corruptError(l.path, fmt.Sprintf("reading the file failed: %v", r), nil)
-		}
-	}()
-	err = l.db.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for e := range tx.Check() {
-			errs = append(errs, e)
-		}
-		if len(errs) > 0 {
-			return corruptError(l.path, fmt.Sprintf("bbolt check found %d problems", len(errs)), errors.Join(errs...))
-		}
+	if err := l.checkPages(); err != nil {
+		return err
+	}
+	err = l.view("check", func(tx *bolt.Tx) error {
 		compacted, err := readCompacted(tx)
 		if err != nil || compacted != l.compacted.Load() {
 			return corruptError(l.path, fmt.Sprintf("compaction mark is %d, expected %d", compacted, l.compacted.Load()), err)
@@ -138,15 +141,12 @@ func (l *Log) Check() (err error) {
 			if s, ok := keySeq(k); !ok || s != want {
 				return corruptError(l.path, fmt.Sprintf("event %d is missing (found key %x)", want, k), nil)
 			}
-			e, err := decodeStrict(v)
-			if err == nil && e.Seq != want {
-				err = fmt.Errorf("seq %d under key %d", e.Seq, want)
-			}
+			e, err := decodeValue(want, v, true)
 			if err == nil {
 				_, err = events.Decode(e)
 			}
 			if err != nil {
-				return corruptError(l.path, fmt.Sprintf("event %d does not decode", want), err)
+				return badEventError(l.path, want, "it does not decode", err)
 			}
 			want++
 			return nil
@@ -158,8 +158,12 @@ func (l *Log) Check() (err error) {
 			return corruptError(l.path, fmt.Sprintf("events end at %d, the sequence is at %d", want-1, b.Sequence()), nil)
 		}
 		return tx.Bucket(bucketCheckpoints).ForEach(func(k, v []byte) error {
-			if s, ok := keySeq(k); !ok || s == 0 || s < compacted || s > b.Sequence() || len(v) == 0 {
-				return corruptError(l.path, fmt.Sprintf("bad checkpoint under key %x", k), nil)
+			s, ok := keySeq(k)
+			if !ok || s == 0 || s < compacted || s > b.Sequence() {
+				return corruptError(l.path, fmt.Sprintf("bad checkpoint key %x", k), nil)
+			}
+			if body, _, err := unframe(s, v); err != nil || len(body) == 0 {
+				return corruptError(l.path, fmt.Sprintf("checkpoint %d is empty or fails its checksum", s), err)
 			}
 			return nil
 		})

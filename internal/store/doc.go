@@ -4,22 +4,59 @@
 // the log's consumers. Both implement EventLog (and Compactor), and the
 // conformance suite in storetest runs against both.
 //
-// # On-disk format (schema version 1)
+// # On-disk format (schema version 2)
 //
 // One bbolt file, D/events.db, mode 0600 in a 0700 directory, with three
 // top-level buckets, all created when the file is created:
 //
-//   - events: key = 8-byte big-endian seq, value = the envelope as JSON,
-//     exactly as events.Marshal writes it (keys seq, time, type, v, data in
-//     that order; time RFC 3339 with nanoseconds in UTC). Byte order of the
+//   - events: key = 8-byte big-endian seq, value = the framed envelope (see
+//     Checksums): the envelope as JSON, exactly as events.Marshal writes it
+//     (keys seq, time, type, v, data in that order; time RFC 3339 with
+//     nanoseconds in UTC). Byte order of the
 //     keys is sequence order. The bucket's sequence (NextSequence) is the
 //     last assigned seq; seqs start at 1 and have no gaps.
 //   - meta: ASCII values: "schema" (decimal schema version), "instance" (the
 //     instance name given when the file was created), "created" (RFC 3339
 //     UTC), and "compacted" (decimal, highest seq removed by Compact; absent
 //     means 0).
-//   - checkpoints: key = 8-byte big-endian seq, value = opaque snapshot bytes
-//     (the state after event seq), never empty.
+//   - checkpoints: key = 8-byte big-endian seq, value = framed opaque
+//     snapshot bytes (the state after event seq), never empty.
+//
+// Next to the file, D/events.db.created records that the log exists (see
+// Loss).
+//
+// # Checksums
+//
+// Schema 2 frames every stored value as 0x01, then the CRC-32C (Castagnoli,
+// big-endian) of the 8-byte key followed by the body, then the body. Every
+// read verifies it: Range, Get, the checkpoint getters and Check. Schema 1
+// values (no frame: an event starts with '{', and so do rdd's checkpoints)
+// are accepted as they are, so a log written before checksums opens without
+// a migration; Open only rewrites its schema to 2 so that an older rdd, which
+// would misread framed values, refuses the file. A value that fails its
+// checksum or does not decode is ErrCorrupt naming its seq (DamagedAt); Range
+// first delivers every event before it.
+//
+// # Damage
+//
+// bbolt trusts the file, and a damaged page makes it index out of range,
+// panic, read outside the mapping, or recurse forever on a cycle of pages.
+// So Open first walks the page structure with read(2) (walk.go: every page
+// bbolt can reach is in range, referenced once, of the right kind, with its
+// elements inside it; leaf pages of the buckets only by header, to keep Open
+// cheap), and every later bbolt call runs under guard (debug.SetPanicOnFault
+// and recover), which turns what remains into ErrCorrupt naming the file.
+// After a write transaction failed that way the Log refuses further writes.
+// Check walks every page in full, instead of bbolt's Tx.Check, which reads
+// the mapping in a goroutine where a fault cannot be recovered.
+//
+// # Loss
+//
+// Open refuses to start a new log where one existed: if D/events.db.created
+// exists and the log is missing, 0 bytes long, or a bbolt file without rdd's
+// buckets, Open fails naming both files. The marker is written once, after
+// the log's initialization committed, or on the first open of a log that
+// predates it. Moving the marker aside is how a user accepts the loss.
 //
 // A new schema version is needed for any change a previous rdd would misread;
 // Open refuses a file whose schema version is above SchemaVersion
@@ -30,10 +67,11 @@
 // Open locks the file exclusively (flock; a second daemon fails with
 // ErrLocked after Options.Timeout), checks bbolt's header against the file
 // size before bbolt maps it (a truncated file is ErrCorrupt, not a SIGBUS),
-// validates meta, and decodes the newest event. It never scans the log:
-// LastSeq comes from the bucket sequence, so opening costs the same for
-// ten events or ten million. Check does the full scan (bbolt's page check plus
-// a strict decode of every event) for tests and `rdd svc` diagnostics.
+// walks the page structure (one read of each branch page and of each leaf
+// page's header: see Damage), validates meta, and decodes the newest event.
+// It decodes no other event: LastSeq comes from the bucket sequence. Check
+// does the full scan (every page, and a strict decode of every event) for
+// tests and `rdd svc check`.
 //
 // # Guarantees
 //

@@ -42,6 +42,7 @@ type storeError struct {
 	kind  error
 	msg   string
 	cause error
+	seq   uint64 // the first unreadable event, 0 if none is known
 }
 
 func (e *storeError) Error() string { return e.msg }
@@ -63,14 +64,51 @@ func newerSchemaError(path string, found uint64) error {
 		path, found, SchemaVersion)}
 }
 
+// repairHint says what to do about a damaged log. The daemon never writes to
+// a log it found damaged, so the remedy is always the user's.
+const repairHint = "run `rdd svc check` to see what is damaged and `rdd svc repair` to keep every intact event in a new log (the damaged file is kept aside); the daemon will not write to this file"
+
 // corruptError reports a damaged file; what describes the damage.
 func corruptError(path, what string, cause error) error {
-	msg := fmt.Sprintf("store: %s is corrupt or not an rdd event log: %s", path, what)
+	return damagedError(path, what, cause)
+}
+
+// damagedError reports damage found in path; what says where.
+func damagedError(path, what string, cause error) error {
+	msg := fmt.Sprintf("store: %s is damaged or not an rdd event log: %s", path, what)
 	if cause != nil {
 		msg += ": " + cause.Error()
 	}
-	msg += "; move the file aside, or remove the instance with `rdd svc delete`"
+	msg += "; " + repairHint
 	return &storeError{kind: ErrCorrupt, cause: cause, msg: msg}
+}
+
+// badEventError reports that event seq, and so the log from seq on, cannot
+// be read; the events before it are intact.
+func badEventError(path string, seq uint64, what string, cause error) error {
+	msg := fmt.Sprintf("store: %s is damaged at event %d (%s", path, seq, what)
+	if cause != nil {
+		msg += ": " + cause.Error()
+	}
+	msg += fmt.Sprintf("); the events before %d are intact; %s", seq, repairHint)
+	return &storeError{kind: ErrCorrupt, cause: cause, msg: msg, seq: seq}
+}
+
+// DamagedAt returns the seq of the first event err reports as unreadable,
+// false if err is not about one event.
+func DamagedAt(err error) (uint64, bool) {
+	var se *storeError
+	if errors.As(err, &se) && se.seq != 0 {
+		return se.seq, true
+	}
+	return 0, false
+}
+
+// missingLogError reports an empty or missing log where one existed before.
+func missingLogError(path, marker, what string) error {
+	return &storeError{kind: ErrCorrupt, msg: fmt.Sprintf(
+		"store: %s %s, but this instance had an event log (%s records its creation): restore the file from a backup, or, to start a new empty log and lose the history, move %s aside",
+		path, what, marker, marker)}
 }
 
 func closedError(path string) error {

@@ -28,6 +28,7 @@ type Log struct {
 	last      atomic.Uint64 // seq of the newest committed event
 	compacted atomic.Uint64 // highest seq removed by Compact
 	closed    atomic.Bool
+	broken    atomic.Pointer[error] // set once a write found the file damaged
 }
 
 // Path returns the file the log was opened from.
@@ -58,8 +59,11 @@ func (l *Log) Append(envs ...events.Envelope) ([]events.Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = l.db.Update(func(tx *bolt.Tx) error {
+	err = l.update("append", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
+		if b == nil {
+			return corruptError(l.path, "the events bucket is gone", nil)
+		}
 		b.FillPercent = 1.0 // keys only ever grow: pack pages full
 		for i, v := range vals {
 			seq, err := b.NextSequence()
@@ -88,15 +92,20 @@ func encodeBatch(path string, last uint64, envs []events.Envelope) ([]events.Env
 	vals := make([][]byte, len(envs))
 	for i, e := range envs {
 		var err error
-		if out[i], vals[i], err = encodeEnvelope(e, last+1+uint64(i)); err != nil {
+		seq := last + 1 + uint64(i)
+		var body []byte
+		if out[i], body, err = encodeEnvelope(e, seq); err != nil {
 			return nil, nil, fmt.Errorf("store: append to %s: event %d of %d: %w", path, i+1, len(envs), err)
 		}
+		vals[i] = frame(seq, body)
 	}
 	return out, vals, nil
 }
 
 // Range implements EventLog. It decodes at most rangeChunk events per read
 // transaction, copying them out, and calls fn after that transaction ended.
+// When an event cannot be read, fn still gets every event before it, and
+// Range then returns the error, which names that event (DamagedAt).
 func (l *Log) Range(since uint64, limit int, fn func(events.Envelope) error) error {
 	if l.closed.Load() {
 		return closedError(l.path)
@@ -111,8 +120,12 @@ func (l *Log) Range(since uint64, limit int, fn func(events.Envelope) error) err
 	chunk := make([]events.Envelope, 0, min(end-min(since, end), uint64(rangeChunk)))
 	for from := since; from < end; {
 		chunk = chunk[:0]
-		err := l.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketEvents).Cursor()
+		err := l.view("read", func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketEvents)
+			if b == nil {
+				return corruptError(l.path, "the events bucket is gone", nil)
+			}
+			c := b.Cursor()
 			want := from + 1
 			for k, v := c.Seek(seqKey(want)); want <= end && len(chunk) < rangeChunk; k, v = c.Next() {
 				if seq, ok := keySeq(k); !ok || seq != want {
@@ -127,17 +140,27 @@ func (l *Log) Range(since uint64, limit int, fn func(events.Envelope) error) err
 			}
 			return nil
 		})
-		if err != nil {
-			return l.wrap("read", err)
-		}
 		for _, e := range chunk {
-			if err := fn(e); err != nil {
-				return err
+			if ferr := fn(e); ferr != nil {
+				return ferr
 			}
+		}
+		if err != nil {
+			return l.wrap("read", l.atEvent(from+uint64(len(chunk))+1, err))
 		}
 		from += uint64(len(chunk))
 	}
 	return nil
+}
+
+// atEvent attributes a damage error without a seq to event seq, the first
+// one not delivered; other errors pass unchanged.
+func (l *Log) atEvent(seq uint64, err error) error {
+	var se *storeError
+	if !errors.As(err, &se) || se.kind != ErrCorrupt || se.seq != 0 {
+		return err
+	}
+	return badEventError(l.path, seq, "its page cannot be read", err)
 }
 
 // gap classifies a missing event want (k is the key found instead): removed
@@ -146,7 +169,14 @@ func (l *Log) gap(tx *bolt.Tx, want uint64, k []byte) error {
 	if c, err := readCompacted(tx); err == nil && want <= c {
 		return compactedError(l.path, want, c)
 	}
-	return corruptError(l.path, fmt.Sprintf("event %d is missing (found key %x)", want, k), nil)
+	found := "no further key"
+	switch {
+	case len(k) > 16:
+		found = fmt.Sprintf("a %d-byte key", len(k))
+	case k != nil:
+		found = fmt.Sprintf("key %x", k)
+	}
+	return badEventError(l.path, want, "it is missing, found "+found+" instead", nil)
 }
 
 // Get implements EventLog.
@@ -158,8 +188,12 @@ func (l *Log) Get(seq uint64) (events.Envelope, error) {
 		return events.Envelope{}, notFoundError(l.path, seq, last)
 	}
 	var e events.Envelope
-	err := l.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketEvents).Get(seqKey(seq))
+	err := l.view("read", func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		if b == nil {
+			return corruptError(l.path, "the events bucket is gone", nil)
+		}
+		v := b.Get(seqKey(seq))
 		if v == nil {
 			return l.gap(tx, seq, nil)
 		}
@@ -168,19 +202,17 @@ func (l *Log) Get(seq uint64) (events.Envelope, error) {
 		return err
 	})
 	if err != nil {
-		return events.Envelope{}, l.wrap("read", err)
+		return events.Envelope{}, l.wrap("read", l.atEvent(seq, err))
 	}
 	return e, nil
 }
 
-// decodeAt decodes the value stored under seq; the result does not alias v.
+// decodeAt verifies and decodes the value stored under seq; the result does
+// not alias v.
 func (l *Log) decodeAt(seq uint64, v []byte) (events.Envelope, error) {
-	e, err := decodeEnvelope(v)
+	e, err := decodeValue(seq, v, false)
 	if err != nil {
-		return events.Envelope{}, corruptError(l.path, fmt.Sprintf("event %d does not decode", seq), err)
-	}
-	if e.Seq != seq {
-		return events.Envelope{}, corruptError(l.path, fmt.Sprintf("event under key %d says seq %d", seq, e.Seq), nil)
+		return events.Envelope{}, badEventError(l.path, seq, "it does not decode", err)
 	}
 	return e, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -78,13 +79,14 @@ func (m *Mem) Range(since uint64, limit int, fn func(events.Envelope) error) err
 	chunk := make([]events.Envelope, 0, min(end-min(since, end), uint64(rangeChunk)))
 	for from := since; from < end; from += uint64(len(chunk)) {
 		chunk = chunk[:0]
-		if err := m.readChunk(from, end, &chunk); err != nil {
-			return err
-		}
+		err := m.readChunk(from, end, &chunk)
 		for _, e := range chunk {
-			if err := fn(e); err != nil {
-				return err
+			if ferr := fn(e); ferr != nil {
+				return ferr
 			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -101,9 +103,9 @@ func (m *Mem) readChunk(from, end uint64, chunk *[]events.Envelope) error {
 		return compactedError(memPath, from+1, m.compacted)
 	}
 	for s := from + 1; s <= end && len(*chunk) < rangeChunk; s++ {
-		e, err := decodeEnvelope(m.vals[s-m.compacted-1])
+		e, err := decodeValue(s, m.vals[s-m.compacted-1], false)
 		if err != nil {
-			return corruptError(memPath, "event does not decode", err)
+			return badEventError(memPath, s, "it does not decode", err)
 		}
 		*chunk = append(*chunk, e)
 	}
@@ -122,9 +124,9 @@ func (m *Mem) Get(seq uint64) (events.Envelope, error) {
 	case seq <= m.compacted:
 		return events.Envelope{}, compactedError(memPath, seq, m.compacted)
 	}
-	e, err := decodeEnvelope(m.vals[seq-m.compacted-1])
+	e, err := decodeValue(seq, m.vals[seq-m.compacted-1], false)
 	if err != nil {
-		return events.Envelope{}, corruptError(memPath, "event does not decode", err)
+		return events.Envelope{}, badEventError(memPath, seq, "it does not decode", err)
 	}
 	return e, nil
 }
@@ -142,7 +144,7 @@ func (m *Mem) SaveCheckpoint(seq uint64, data []byte) error {
 	if i, found := slices.BinarySearch(m.cpSeqs, seq); !found {
 		m.cpSeqs = slices.Insert(m.cpSeqs, i, seq)
 	}
-	m.cps[seq] = bytes.Clone(data)
+	m.cps[seq] = frame(seq, data)
 	for _, s := range checkpointsToDrop(m.cpSeqs) {
 		delete(m.cps, s)
 	}
@@ -170,7 +172,11 @@ func (m *Mem) CheckpointAtOrBefore(at uint64) (uint64, []byte, bool, error) {
 		return 0, nil, false, nil
 	}
 	s := m.cpSeqs[i-1]
-	return s, bytes.Clone(m.cps[s]), true, nil
+	data, _, err := unframe(s, m.cps[s])
+	if err != nil {
+		return 0, nil, false, corruptError(memPath, fmt.Sprintf("checkpoint %d", s), err)
+	}
+	return s, bytes.Clone(data), true, nil
 }
 
 // Compact implements Compactor.

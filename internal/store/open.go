@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -57,31 +56,47 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
 	}
 
+	if err := checkNotLost(path, false); err != nil {
+		return nil, err
+	}
+
 	created := false
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: timeout,
-		NoSync:  opts.NoSync,
-		// The file is locked and its header checked before bbolt maps it:
-		// bbolt trusts the header, and a truncated file would otherwise
-		// fault (SIGBUS) when a page beyond the end is touched.
-		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, perm)
-			if err != nil {
-				return nil, err
-			}
-			if err := lockFile(f, timeout); err != nil {
-				_ = f.Close()
-				return nil, lockedError(path, err)
-			}
-			size, err := preflight(f)
-			if err != nil {
-				_ = f.Close()
-				return nil, corruptError(path, err.Error(), nil)
-			}
-			created = size == 0
-			return f, nil
-		},
+	var file *os.File // the file bbolt opened, to release it if bbolt panics
+	var db *bolt.DB
+	err := guard(path, "opening", func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout: timeout,
+			NoSync:  opts.NoSync,
+			// The file is locked and its header checked before bbolt maps it:
+			// bbolt trusts the header, and a truncated file would otherwise
+			// fault (SIGBUS) when a page beyond the end is touched.
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				f, err := os.OpenFile(name, flag, perm)
+				if err != nil {
+					return nil, err
+				}
+				if err := lockFile(f, timeout); err != nil {
+					_ = f.Close()
+					return nil, lockedError(path, err)
+				}
+				size, err := preflight(f, false)
+				if err != nil {
+					_ = f.Close()
+					return nil, corruptError(path, err.Error(), nil)
+				}
+				created = size == 0
+				file = f
+				return f, nil
+			},
+		})
+		return err
 	})
+	if err != nil && db == nil && file != nil {
+		// bbolt panicked half-way through opening: closing the file drops the
+		// lock, so that `rdd svc check` in this process can open it again.
+		_ = file.Close()
+	}
 	if err != nil {
 		var se *storeError
 		switch {
@@ -101,6 +116,9 @@ func Open(path string, opts Options) (*Log, error) {
 		// A crash between bbolt's creation of the file and our first commit
 		// leaves a valid but empty file: initialize it as if it were new.
 		created, err = l.empty()
+		if err == nil && created {
+			err = checkNotLost(path, true)
+		}
 	}
 	if err == nil && created {
 		err = l.initialize(opts.Instance)
@@ -111,9 +129,16 @@ func Open(path string, opts Options) (*Log, error) {
 	if err == nil {
 		err = l.load()
 	}
+	if err == nil && l.info.Schema < SchemaVersion {
+		err = l.upgradeSchema()
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if err := writeMarker(path, l.info); err != nil {
+		// The log is fine; only the detection of its later loss is missing.
+		lg.Warn("cannot record the log's existence; a later loss of the file will not be detected", zap.Error(err))
 	}
 	lg.Info("opened event log",
 		zap.Uint64("last-seq", l.last.Load()),
@@ -125,7 +150,7 @@ func Open(path string, opts Options) (*Log, error) {
 
 // initialize creates the buckets and meta of a new file.
 func (l *Log) initialize(instance string) error {
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	err := l.update("initialize", func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketEvents, bucketMeta, bucketCheckpoints} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -152,10 +177,14 @@ func (l *Log) initialize(instance string) error {
 // empty reports whether the file holds no bucket at all.
 func (l *Log) empty() (bool, error) {
 	n := 0
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view("listing buckets", func(tx *bolt.Tx) error {
 		return tx.ForEach(func([]byte, *bolt.Bucket) error { n++; return nil })
 	})
 	if err != nil {
+		var se *storeError
+		if errors.As(err, &se) {
+			return false, err
+		}
 		return false, corruptError(l.path, "cannot list buckets", err)
 	}
 	return n == 0, nil
@@ -163,14 +192,8 @@ func (l *Log) empty() (bool, error) {
 
 // load validates meta and the newest event and fills the in-memory state.
 // A fault while reading the mapping (a damaged page) is reported as ErrCorrupt.
-func (l *Log) load() (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = corruptError(l.path, fmt.Sprintf("reading the file failed: %v", r), nil)
-		}
-	}()
-	return l.db.View(func(tx *bolt.Tx) error {
+func (l *Log) load() error {
+	return l.view("loading", func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		if m == nil {
 			return corruptError(l.path, "no meta bucket", nil)
@@ -252,6 +275,7 @@ const (
 )
 
 type boltMeta struct {
+	root     uint64 // page of the root bucket
 	pageSize uint32
 	freelist uint64
 	pgid     uint64 // high-water mark: every page in use is below it
@@ -270,20 +294,37 @@ func parseMeta(p []byte) (boltMeta, bool) {
 	if ne.Uint32(m[0:]) != boltMagic || ne.Uint32(m[4:]) != boltVersion || ne.Uint64(m[56:]) != h.Sum64() {
 		return boltMeta{}, false
 	}
-	return boltMeta{pageSize: ne.Uint32(m[8:]), freelist: ne.Uint64(m[32:]), pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, true
+	return boltMeta{root: ne.Uint64(m[16:]), pageSize: ne.Uint32(m[8:]), freelist: ne.Uint64(m[32:]), pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, true
 }
 
 // preflight checks that the meta page bbolt will use describes a file no
-// larger than f, so that every page bbolt can reach is backed by the file.
-// It returns the file's size (0: a new file bbolt will initialize).
-func preflight(f *os.File) (int64, error) {
+// larger than f, so that every page bbolt can reach is backed by the file,
+// and walks the structure bbolt will traverse (see walker; full: every
+// page). It returns the file's size (0: a new file bbolt will initialize).
+func preflight(f *os.File, full bool) (int64, error) {
+	size, m, err := activeMeta(f)
+	if err != nil || size == 0 {
+		return size, err
+	}
+	if problems := walkFile(f, m, full); len(problems) > 0 {
+		what := problems[0]
+		if len(problems) > 1 {
+			what = fmt.Sprintf("%s (and %d more problems)", what, len(problems)-1)
+		}
+		return 0, errors.New(what)
+	}
+	return size, nil
+}
+
+// activeMeta returns f's size and the meta record bbolt will use.
+func activeMeta(f *os.File) (int64, boltMeta, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, boltMeta{}, err
 	}
 	size := st.Size()
 	if size == 0 {
-		return 0, nil
+		return 0, boltMeta{}, nil
 	}
 	read := func(off int64) []byte {
 		buf := make([]byte, pageHeaderSize+metaSize)
@@ -306,21 +347,21 @@ func preflight(f *os.File) (int64, error) {
 	m := m0
 	switch {
 	case !ok0 && !ok1:
-		return 0, fmt.Errorf("no valid bbolt header (%d bytes)", size)
+		return 0, m, fmt.Errorf("no valid bbolt header (%d bytes)", size)
 	case !ok0 || (ok1 && m1.txid > m0.txid):
 		m = m1
 	}
 	ps := uint64(m.pageSize)
-	if ps < 512 || ps&(ps-1) != 0 {
-		return 0, fmt.Errorf("bad page size %d", ps)
+	if ps < 512 || ps > 1<<20 || ps&(ps-1) != 0 {
+		return 0, m, fmt.Errorf("bad page size %d", ps)
 	}
-	if m.pgid < 2 || (m.freelist != noFreelist && m.freelist >= m.pgid) {
-		return 0, fmt.Errorf("bad page high-water mark %d", m.pgid)
+	if m.pgid < 2 || (m.freelist != noFreelist && m.freelist >= m.pgid) || m.root < 2 || m.root >= m.pgid {
+		return 0, m, fmt.Errorf("bad page high-water mark %d", m.pgid)
 	}
-	if need := m.pgid * ps; uint64(size) < need || m.pgid > uint64(size)/ps {
-		return 0, fmt.Errorf("truncated: the file has %d bytes, its header needs %d", size, need)
+	if m.pgid > uint64(size)/ps {
+		return 0, m, fmt.Errorf("truncated: the file has %d bytes, its header needs %d", size, m.pgid*ps)
 	}
-	return size, nil
+	return size, m, nil
 }
 
 // syncDir makes a newly created file's directory entry durable.
@@ -333,5 +374,79 @@ func syncDir(dir string) error {
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("store: sync %s: %w", dir, err)
 	}
+	return nil
+}
+
+// markerPath is the file Open keeps next to the log to record that the log
+// exists. Without it, a log truncated to 0 bytes or deleted could not be told
+// from a new instance, and Open would silently start an empty history.
+func markerPath(path string) string { return path + ".created" }
+
+// checkNotLost refuses to start a new log at path where one existed before:
+// the file is missing, empty, or (bare: bbolt found no bucket in it) holds
+// no rdd data, while its marker exists.
+func checkNotLost(path string, bare bool) error {
+	marker := markerPath(path)
+	if _, err := os.Lstat(marker); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("store: inspect %s: %w", marker, err)
+	}
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return missingLogError(path, marker, "does not exist")
+	case err != nil:
+		return fmt.Errorf("store: inspect %s: %w", path, err)
+	case st.Size() == 0:
+		return missingLogError(path, marker, "is empty (0 bytes)")
+	case bare:
+		return missingLogError(path, marker, "holds no rdd data")
+	}
+	return nil
+}
+
+// writeMarker records the log's existence (once; it is never rewritten), so
+// that checkNotLost catches its loss. It is written only after the log's
+// initialization committed: a crash before leaves no marker, and the
+// half-created log is initialized again.
+func writeMarker(path string, info Info) error {
+	marker := markerPath(path)
+	if _, err := os.Lstat(marker); err == nil {
+		return nil
+	}
+	body := fmt.Sprintf("rdd event log %s\ninstance %s\ncreated %s\n",
+		filepath.Base(path), info.Instance, info.Created.UTC().Format(time.RFC3339Nano))
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", marker, err)
+	}
+	_, err = f.WriteString(body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: write %s: %w", marker, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// upgradeSchema records that this file now holds checksummed values, so that
+// an rdd older than schema 2 (which would misread them) refuses it. The
+// events and checkpoints already stored stay as they are: readers accept
+// both forms (see frame).
+func (l *Log) upgradeSchema() error {
+	err := l.update("upgrade", func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(metaSchema, []byte(strconv.FormatUint(SchemaVersion, 10)))
+	})
+	if err != nil {
+		return l.wrap("upgrade the schema of", err)
+	}
+	l.log.Info("upgraded the event log's schema", zap.Uint64("from", l.info.Schema), zap.Uint64("to", SchemaVersion))
+	l.info.Schema = SchemaVersion
 	return nil
 }

@@ -220,13 +220,13 @@ func newFile(t *testing.T, n int) string {
 func TestOpenNewerSchema(t *testing.T) {
 	path := newFile(t, 3)
 	editFile(t, path, func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("2"))
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("3"))
 	})
 	_, err := store.Open(path, store.Options{})
 	if !errors.Is(err, store.ErrNewerSchema) {
 		t.Fatalf("Open = %v, want ErrNewerSchema", err)
 	}
-	for _, want := range []string{path, "schema version 2", "supports up to 1", "upgrade rdd", "move the file away"} {
+	for _, want := range []string{path, "schema version 3", "supports up to 2", "upgrade rdd", "move the file away"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -244,7 +244,7 @@ func checkCorrupt(t *testing.T, path, want string) {
 	if !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("Open = %v, want ErrCorrupt", err)
 	}
-	for _, w := range []string{path, "rdd svc delete", want} {
+	for _, w := range []string{path, "rdd svc check", want} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}

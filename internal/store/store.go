@@ -10,7 +10,7 @@ import (
 
 // SchemaVersion is the on-disk layout version this rdd writes and the newest
 // it reads. Open refuses a file with a larger version (ErrNewerSchema).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DefaultTimeout is how long Open waits for the file lock when
 // Options.Timeout is zero.

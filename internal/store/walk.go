@@ -1,0 +1,282 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// walk checks the structure of a bbolt file through read(2), never through
+// the mapping, so that bbolt is only handed files it can traverse:
+//
+//   - every page reachable from the meta page is below the high-water mark,
+//     is a branch or leaf page (a freelist page for the freelist), carries
+//     its own id, and is referenced once (a cycle or a shared page would
+//     make bbolt recurse forever, a stack overflow no recover can catch);
+//   - every element's key and value lie within its page, keys are non-empty
+//     in branch pages, and a bucket value is long enough for its header;
+//   - the freelist lists pages below the high-water mark, none reachable.
+//
+// bbolt's Tx.Check would find most of this, but it reads the mapping in a
+// goroutine of its own, where debug.SetPanicOnFault is off, so a damaged
+// page there kills the process.
+//
+// In quick mode (Open), leaf pages below the top-level buckets are only
+// checked for their header: Open must stay cheap, and damage inside a leaf
+// makes bbolt fault or misread within that page only, which guard and the
+// checksums catch. Full mode (Check) reads every page.
+type walker struct {
+	f        *os.File
+	ps       uint64
+	hwm      uint64
+	full     bool
+	seen     []uint64 // bitmap of the pages referenced so far
+	problems []string
+	buf      []byte
+}
+
+const (
+	branchFlag   = 0x01
+	leafFlag     = 0x02
+	freelistFlag = 0x10
+	bucketFlag   = 0x01
+	elemSize     = 16
+	bucketHeader = 16
+	maxDepth     = 64 // far above any real tree (a page holds ≥ 2 keys)
+	maxProblems  = 20 // the first ones are enough to act on
+)
+
+// walkFile checks f (see walker), whose active meta preflight chose.
+func walkFile(f *os.File, m boltMeta, full bool) []string {
+	w := &walker{f: f, ps: uint64(m.pageSize), hwm: m.pgid, full: full, seen: make([]uint64, (m.pgid+63)/64)}
+	w.mark(0, 0)
+	w.mark(1, 0)
+	w.tree(m.root, 0, true)
+	if m.freelist != noFreelist {
+		w.freelist(m.freelist)
+	}
+	if full && len(w.problems) == 0 && m.freelist != noFreelist {
+		lost := 0
+		for p := uint64(0); p < w.hwm; p++ {
+			if w.seen[p/64]&(1<<(p%64)) == 0 {
+				lost++
+			}
+		}
+		if lost > 0 {
+			w.fail("%d pages are neither in use nor free", lost)
+		}
+	}
+	return w.problems
+}
+
+func (w *walker) fail(format string, args ...any) {
+	if len(w.problems) < maxProblems {
+		w.problems = append(w.problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// mark records a reference to pages id..id+overflow; false if one of them
+// is out of range or was referenced before.
+func (w *walker) mark(id, overflow uint64) bool {
+	if id >= w.hwm || overflow >= w.hwm-id {
+		w.fail("page %d (+%d overflow) is beyond the high-water mark %d", id, overflow, w.hwm)
+		return false
+	}
+	for p := id; p <= id+overflow; p++ {
+		if w.seen[p/64]&(1<<(p%64)) != 0 {
+			w.fail("page %d is referenced twice", p)
+			return false
+		}
+		w.seen[p/64] |= 1 << (p % 64)
+	}
+	return true
+}
+
+// page reads page id whole (with its overflow), or only its header.
+func (w *walker) page(id uint64, whole bool) (flags, count uint16, data []byte, ok bool) {
+	hdr := make([]byte, pageHeaderSize)
+	if _, err := w.f.ReadAt(hdr, int64(id*w.ps)); err != nil {
+		w.fail("page %d cannot be read: %v", id, err)
+		return 0, 0, nil, false
+	}
+	ne := binary.NativeEndian
+	if got := ne.Uint64(hdr); got != id {
+		w.fail("page %d says it is page %d", id, got)
+		return 0, 0, nil, false
+	}
+	flags, count = ne.Uint16(hdr[8:]), ne.Uint16(hdr[10:])
+	overflow := uint64(ne.Uint32(hdr[12:]))
+	if !w.mark(id, overflow) {
+		return 0, 0, nil, false
+	}
+	if !whole {
+		return flags, count, hdr, true
+	}
+	span := (overflow + 1) * w.ps
+	if uint64(cap(w.buf)) < span {
+		w.buf = make([]byte, span)
+	}
+	data = w.buf[:span]
+	if _, err := w.f.ReadAt(data, int64(id*w.ps)); err != nil && !errors.Is(err, io.EOF) {
+		w.fail("page %d cannot be read: %v", id, err)
+		return 0, 0, nil, false
+	}
+	return flags, count, bytes.Clone(data), true
+}
+
+// tree checks the bucket tree rooted at page id. top: the root bucket,
+// whose leaves hold the top-level buckets and are always read whole.
+func (w *walker) tree(id uint64, depth int, top bool) {
+	if depth > maxDepth {
+		w.fail("page %d is %d levels deep", id, depth)
+		return
+	}
+	_, _, hdr, ok := w.page(id, false)
+	if !ok {
+		return
+	}
+	flags := binary.NativeEndian.Uint16(hdr[8:])
+	whole := flags == branchFlag || w.full || top
+	var data []byte
+	if whole {
+		w.unmark(id, hdr)
+		if flags, _, data, ok = w.page(id, true); !ok {
+			return
+		}
+	}
+	switch flags {
+	case branchFlag:
+		for _, child := range w.branch(id, data) {
+			w.tree(child, depth+1, top)
+		}
+	case leafFlag:
+		if whole {
+			w.leaf(id, data, depth)
+		}
+	default:
+		w.fail("page %d has flags %#x where a branch or leaf page belongs", id, flags)
+	}
+}
+
+// unmark undoes the mark of a header-only read, so that the whole read of
+// the same page does not count as a second reference.
+func (w *walker) unmark(id uint64, hdr []byte) {
+	overflow := uint64(binary.NativeEndian.Uint32(hdr[12:]))
+	for p := id; p <= id+overflow && p < w.hwm; p++ {
+		w.seen[p/64] &^= 1 << (p % 64)
+	}
+}
+
+// elems returns the element count of a page and whether its element array
+// fits in data.
+func (w *walker) elems(id uint64, data []byte) (int, bool) {
+	n := int(binary.NativeEndian.Uint16(data[10:]))
+	if pageHeaderSize+n*elemSize > len(data) {
+		w.fail("page %d: %d elements do not fit in %d bytes", id, n, len(data))
+		return 0, false
+	}
+	return n, true
+}
+
+// within reports whether the n bytes at element i's pos lie inside data.
+func within(data []byte, i int, pos, n uint64) bool {
+	start := uint64(pageHeaderSize+i*elemSize) + pos
+	return start <= uint64(len(data)) && n <= uint64(len(data))-start
+}
+
+func (w *walker) branch(id uint64, data []byte) []uint64 {
+	n, ok := w.elems(id, data)
+	if !ok {
+		return nil
+	}
+	if n == 0 {
+		w.fail("branch page %d is empty", id)
+	}
+	ne := binary.NativeEndian
+	children := make([]uint64, 0, n)
+	for i := 0; i < n; i++ {
+		e := data[pageHeaderSize+i*elemSize:]
+		pos, ksize, child := uint64(ne.Uint32(e)), uint64(ne.Uint32(e[4:])), ne.Uint64(e[8:])
+		if ksize == 0 || !within(data, i, pos, ksize) {
+			w.fail("branch page %d: key %d lies outside the page", id, i)
+			return nil
+		}
+		children = append(children, child)
+	}
+	return children
+}
+
+// leaf checks the elements of a leaf page (or an inline bucket's page) and
+// descends into the buckets it holds.
+func (w *walker) leaf(id uint64, data []byte, depth int) {
+	n, ok := w.elems(id, data)
+	if !ok {
+		return
+	}
+	ne := binary.NativeEndian
+	for i := 0; i < n; i++ {
+		e := data[pageHeaderSize+i*elemSize:]
+		flags, pos := ne.Uint32(e), uint64(ne.Uint32(e[4:]))
+		ksize, vsize := uint64(ne.Uint32(e[8:])), uint64(ne.Uint32(e[12:]))
+		if !within(data, i, pos, ksize+vsize) {
+			w.fail("leaf page %d: element %d lies outside the page", id, i)
+			return
+		}
+		if flags&bucketFlag == 0 {
+			continue
+		}
+		start := uint64(pageHeaderSize+i*elemSize) + pos + ksize
+		v := data[start : start+vsize]
+		if len(v) < bucketHeader {
+			w.fail("leaf page %d: bucket %d has a %d-byte header", id, i, len(v))
+			continue
+		}
+		if root := ne.Uint64(v); root != 0 {
+			w.tree(root, depth+1, false)
+			continue
+		}
+		inline := v[bucketHeader:]
+		if len(inline) < pageHeaderSize || ne.Uint16(inline[8:]) != leafFlag {
+			w.fail("leaf page %d: inline bucket %d is not a leaf page", id, i)
+			continue
+		}
+		if depth > maxDepth {
+			w.fail("leaf page %d: buckets nested %d deep", id, depth)
+			continue
+		}
+		w.leaf(id, inline, depth+1)
+	}
+}
+
+// freelist checks the freelist page and the ids it lists.
+func (w *walker) freelist(id uint64) {
+	flags, count, data, ok := w.page(id, true)
+	if !ok {
+		return
+	}
+	if flags != freelistFlag {
+		w.fail("freelist page %d has flags %#x", id, flags)
+		return
+	}
+	ne := binary.NativeEndian
+	ids := data[pageHeaderSize:]
+	n := uint64(count)
+	if count == 0xFFFF {
+		n = ne.Uint64(ids)
+		ids = ids[8:]
+	}
+	if n > uint64(len(ids))/8 {
+		w.fail("freelist page %d lists %d ids, it has room for %d", id, n, len(ids)/8)
+		return
+	}
+	for i := uint64(0); i < n; i++ {
+		p := ne.Uint64(ids[i*8:])
+		if p < 2 || !w.mark(p, 0) {
+			w.fail("freelist page %d lists page %d, which is in use or out of range", id, p)
+			return
+		}
+	}
+}
