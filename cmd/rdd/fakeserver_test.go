@@ -29,6 +29,10 @@ type fakeBackend struct {
 	// more, when non-nil, feeds Watch after its script, for tests that
 	// script a wait step by step.
 	more chan events.Snapshot
+	// autoSeq numbers the scripted snapshots that have no seq: the server
+	// shares one encoding per seq among watchers, as a seq names exactly one
+	// snapshot in a real log.
+	autoSeq uint64
 	// watchSince records the since of every Watch.
 	watchSince []uint64
 	// set answers SetSpec; nil answers generation 1, seq 1.
@@ -81,7 +85,7 @@ func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func(events.Sn
 	}
 	b.mu.Unlock()
 	for _, s := range script {
-		if err := fn(s); err != nil {
+		if err := fn(b.numbered(s)); err != nil {
 			return err
 		}
 	}
@@ -91,13 +95,25 @@ func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func(events.Sn
 	for {
 		select {
 		case s := <-more:
-			if err := fn(s); err != nil {
+			if err := fn(b.numbered(s)); err != nil {
 				return err
 			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// numbered gives s a seq of its own when the script left it 0.
+func (b *fakeBackend) numbered(s events.Snapshot) events.Snapshot {
+	if s.Seq != 0 {
+		return s
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.autoSeq++
+	s.Seq = 1<<20 + b.autoSeq
+	return s
 }
 
 func (b *fakeBackend) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
