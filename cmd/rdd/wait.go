@@ -13,8 +13,12 @@ import (
 )
 
 // heartbeatInterval bounds the silence of a wait: a user who sees nothing
-// for longer assumes a hang.
-const heartbeatInterval = 5 * time.Second
+// for longer assumes a hang. Ticks come more often so that the silence
+// after a condition line, not the ticker's phase, decides when it is due.
+const (
+	heartbeatInterval = 5 * time.Second
+	tickInterval      = time.Second
+)
 
 // errAppDeleted ends a wait whose App was deleted meanwhile.
 var errAppDeleted = errors.New("the App was deleted while waiting for it to settle")
@@ -22,9 +26,9 @@ var errAppDeleted = errors.New("the App was deleted while waiting for it to sett
 // ticker returns the heartbeat ticks of a wait and its stop function.
 func (e *env) ticker() (<-chan time.Time, func()) {
 	if e.newTicker != nil {
-		return e.newTicker(heartbeatInterval)
+		return e.newTicker(tickInterval)
 	}
-	t := time.NewTicker(heartbeatInterval)
+	t := time.NewTicker(tickInterval)
 	return t.C, t.Stop
 }
 
@@ -72,7 +76,7 @@ func (e *env) waitSettled(ctx context.Context, target int64, timeout time.Durati
 		p       progress
 		last    events.Snapshot
 		have    bool
-		printed bool // a line went out since the last tick
+		lastOut = start // when the last line went out
 	)
 	for {
 		select {
@@ -86,21 +90,22 @@ func (e *env) waitSettled(ctx context.Context, target int64, timeout time.Durati
 			}
 			for _, line := range p.update(s, target) {
 				out.Line(line)
-				printed = true
+				lastOut = e.now()
 			}
 			if settledAt(s, target) {
 				return s, nil
 			}
 		case <-tick:
-			if printed {
-				printed = false
+			now := e.now()
+			if now.Sub(lastOut) < heartbeatInterval {
 				continue
 			}
+			lastOut = now
 			blocking := events.Condition{Type: events.CondSettled, Status: events.StatusUnknown, Reason: "NoStatus", Message: "no status from the daemon yet"}
 			if have {
 				blocking = render.Blocking(last, target)
 			}
-			out.Heartbeat(render.WaitingLine(e.now().Sub(start), blocking))
+			out.Heartbeat(render.WaitingLine(now.Sub(start), blocking))
 		case <-expired:
 			out.Done()
 			return last, timeoutError(timeout, target, last, have, noop)
