@@ -86,6 +86,10 @@ type Backend interface {
 	// snapshot after each event with seq > since), then with one snapshot per
 	// committed event, in seq order, until ctx ends or fn returns an error.
 	// A watcher that falls too far behind gets ErrWatcherTooSlow.
+	//
+	// A seq names one snapshot: every snapshot passed with a given Seq (and
+	// Generation), to any watcher, must be the same, because the server
+	// encodes it once and sends those bytes to every watch stream.
 	Watch(ctx context.Context, since uint64, fn func(events.Snapshot) error) error
 	// Events calls fn for each event with seq > q.Since, in order, up to
 	// q.Limit; with q.Follow it then waits for new events until ctx ends.
