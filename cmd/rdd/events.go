@@ -52,16 +52,31 @@ func newEventsCommand(e *env) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			if q.Since, err = e.sinceSeq(cmd, c, since); err != nil {
-				return err
-			}
-			err = c.Events(ctx, q, func(raw []byte, ev events.Envelope) error {
-				if f == render.JSON {
-					return writeLine(e.stdout, raw)
+			list := func(r logReader) error {
+				q := q
+				var err error
+				if q.Since, err = e.sinceSeq(cmd, r, since); err != nil {
+					return err
 				}
-				_, err := fmt.Fprintln(e.stdout, render.EventLine(ev))
-				return err
-			})
+				return r.Events(ctx, q, func(raw []byte, ev events.Envelope) error {
+					if f == render.JSON {
+						return writeLine(e.stdout, raw)
+					}
+					_, err := fmt.Fprintln(e.stdout, render.EventLine(ev))
+					return err
+				})
+			}
+			err = list(c)
+			if client.IsDaemonNotRunning(err) {
+				o, oerr := e.openOffline()
+				if oerr != nil {
+					return oerr
+				}
+				defer o.Close()
+				// stderr: stdout is the export format, one envelope per line.
+				fmt.Fprintf(e.stderr, "Note: the rdd daemon of instance %s is not running; listing its event log.\n", e.paths.Instance)
+				err = list(o)
+			}
 			if err != nil && q.Follow && ctx.Err() != nil {
 				return nil // interrupted: the normal end of --follow
 			}
@@ -78,7 +93,7 @@ func newEventsCommand(e *env) *cobra.Command {
 // sinceSeq turns --since into the seq to list after. A time becomes the seq
 // of the last event before it, which the daemon finds from its checkpoints
 // (status?at=TIME) instead of the CLI reading the whole log.
-func (e *env) sinceSeq(cmd *cobra.Command, c *client.Client, since string) (uint64, error) {
+func (e *env) sinceSeq(cmd *cobra.Command, c logReader, since string) (uint64, error) {
 	if since == "" {
 		return 0, nil
 	}

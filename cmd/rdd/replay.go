@@ -57,6 +57,13 @@ func newReplayCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if l.Offline {
+				w := e.stdout
+				if f == render.JSON {
+					w = e.stderr
+				}
+				fmt.Fprintf(w, "Note: the rdd daemon of instance %s is not running; replaying its event log.\n", e.paths.Instance)
+			}
 			if note := l.retentionNote(); note != "" {
 				// -o json prints the snapshot's bytes alone on stdout.
 				w := e.stdout
@@ -158,6 +165,8 @@ type daemonLog struct {
 	// RemovedThrough is the last seq the retention policy removed (0: none).
 	RemovedThrough uint64
 	Envs           []events.Envelope
+	// Offline is true when the log was read from disk: the daemon is not running.
+	Offline bool
 }
 
 // toFold returns the events that fold onto Base (all of them without one).
@@ -185,7 +194,26 @@ func (e *env) fetchLog(ctx context.Context, to uint64) (daemonLog, error) {
 	if err != nil {
 		return daemonLog{}, err
 	}
-	var l daemonLog
+	l, err := fetchLogFrom(ctx, c, to)
+	if !client.IsDaemonNotRunning(err) {
+		return l, err
+	}
+	o, err := e.openOffline()
+	if err != nil {
+		return daemonLog{}, err
+	}
+	defer o.Close()
+	l, err = fetchLogFrom(ctx, o, to)
+	l.Offline = true
+	return l, err
+}
+
+// fetchLogFrom is fetchLog from the daemon or from the log on disk.
+func fetchLogFrom(ctx context.Context, c logReader, to uint64) (daemonLog, error) {
+	var (
+		l   daemonLog
+		err error
+	)
 	// A compaction can move the mark between our requests: each attempt
 	// starts over from the mark the daemon names.
 	for attempt := 0; ; attempt++ {
@@ -210,7 +238,7 @@ func (e *env) fetchLog(ctx context.Context, to uint64) (daemonLog, error) {
 
 // listEvents lists the daemon's events after since, up to seq to (all when
 // to is 0).
-func listEvents(ctx context.Context, c *client.Client, since, to uint64) ([]events.Envelope, error) {
+func listEvents(ctx context.Context, c logReader, since, to uint64) ([]events.Envelope, error) {
 	q := api.EventQuery{Since: since}
 	if to > since && to-since < 1<<31 {
 		q.Limit = int(to - since)
@@ -235,7 +263,7 @@ func listEvents(ctx context.Context, c *client.Client, since, to uint64) ([]even
 // from its ring of recent ones), and compaction drops every checkpoint below
 // the mark: the seqs it can rebuild are a suffix of the log, so a binary
 // search over status?at= finds the oldest in a few requests.
-func oldestSnapshot(ctx context.Context, c *client.Client, through uint64) (events.Snapshot, error) {
+func oldestSnapshot(ctx context.Context, c logReader, through uint64) (events.Snapshot, error) {
 	best, err := c.Status(ctx)
 	if err != nil {
 		return events.Snapshot{}, err

@@ -148,7 +148,11 @@ func newRootCommand(e *env) *cobra.Command {
 			or with rdd svc start.
 
 			Exit codes: 0 ok, 1 error, 2 usage, 3 rejected by validation,
-			4 wait deadline; rdd run exits with its command's code.`),
+			4 wait deadline, 5 status read the event log because the daemon
+			is not running; rdd run exits with its command's code.
+
+			status, events, why and replay read the event log on disk when
+			the daemon is not running, and say so.`),
 		Example: example(`
 			rdd start                        # create the App if needed and run it
 			rdd set kubernetes.enabled=true  # enable Kubernetes and wait until settled

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/api/client"
+	"github.com/rdd-project/rdd/internal/cli/exit"
 	"github.com/rdd-project/rdd/internal/cli/render"
 	"github.com/rdd-project/rdd/internal/events"
 )
@@ -64,7 +66,9 @@ func newStatusCommand(e *env) *cobra.Command {
 			ago (5m) or an RFC 3339 time; a point after the last event is an
 			error.
 
-			status needs a running daemon; it never starts one.`),
+			status never starts the daemon. When it is not running, status
+			reads the instance's event log instead, says so (text: a first
+			line; JSON and YAML: "daemonRunning": false) and exits 5.`),
 		Example: example(`
 			rdd status
 			rdd status -o json | jq '.status.conditions[] | select(.type=="Settled")'
@@ -86,37 +90,80 @@ func newStatusCommand(e *env) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			switch {
-			case watch:
+			if watch {
 				return e.watchStatus(ctx, f)
-			case at != "":
-				a, err := e.checkAt(ctx, c, at)
-				if err != nil {
-					return err
-				}
-				s, err := c.StatusAt(ctx, a)
-				if err != nil {
-					return err
-				}
-				return e.printSnapshot(f, s)
-			case f == render.JSON:
-				raw, err := c.RawStatus(ctx)
-				if err != nil {
-					return err
-				}
-				return writeLine(e.stdout, raw)
 			}
-			s, err := c.Status(ctx)
+			err = e.showStatus(ctx, c, f, at)
+			if !client.IsDaemonNotRunning(err) {
+				return err
+			}
+			o, err := e.openOffline()
 			if err != nil {
 				return err
 			}
-			return e.printSnapshot(f, s)
+			defer o.Close()
+			return e.showStatus(ctx, o, f, at)
 		},
 	}
 	out.add(cmd, formats...)
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the snapshot again after every change")
 	cmd.Flags().StringVar(&at, "at", "", "show the snapshot as of event SEQ, DURATION ago (5m) or RFC 3339 TIME")
 	return cmd
+}
+
+// showStatus prints the snapshot now or at --at, from the daemon (r is
+// *client.Client) or from the log (*offlineLog: marked, exit 5).
+func (e *env) showStatus(ctx context.Context, r logReader, f render.Format, at string) error {
+	_, offline := r.(*offlineLog)
+	var s events.Snapshot
+	var err error
+	switch {
+	case at != "":
+		var a api.At
+		if a, err = e.checkAt(ctx, r, at); err != nil {
+			return err
+		}
+		s, err = r.StatusAt(ctx, a)
+	case f == render.JSON && !offline:
+		// The daemon's bytes as they are: no decode and re-encode.
+		raw, err := r.(*client.Client).RawStatus(ctx)
+		if err != nil {
+			return err
+		}
+		return writeLine(e.stdout, raw)
+	default:
+		s, err = r.Status(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if !offline {
+		return e.printSnapshot(f, s)
+	}
+	if err := e.printOfflineSnapshot(f, s); err != nil {
+		return err
+	}
+	return exit.Silent(exit.CodeDaemonDown)
+}
+
+// printOfflineSnapshot prints s, read from the log, saying so.
+func (e *env) printOfflineSnapshot(f render.Format, s events.Snapshot) error {
+	if f == render.Text {
+		if _, err := fmt.Fprintf(e.stdout, "The rdd daemon of instance %s is not running; this is the state its event log records (seq %d).\n", e.paths.Instance, s.Seq); err != nil {
+			return err
+		}
+		return e.printSnapshot(f, s)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	// A field first, so the rest stays the bytes the daemon would serve.
+	b = append([]byte(`{"daemonRunning":false,`), b[1:]...)
+	if f == render.JSON {
+		return writeLine(e.stdout, b)
+	}
+	return render.WriteYAML(e.stdout, json.RawMessage(b))
 }
 
 // printSnapshot renders s in format f.
@@ -189,7 +236,7 @@ func writeLine(w io.Writer, b []byte) error {
 // checkAt parses --at and refuses a point after the log's last event: the
 // daemon would answer with the current snapshot, which reads as history
 // that has not happened.
-func (e *env) checkAt(ctx context.Context, c *client.Client, at string) (api.At, error) {
+func (e *env) checkAt(ctx context.Context, c logReader, at string) (api.At, error) {
 	now := e.now()
 	a, err := parsePoint("--at", at, now)
 	if err != nil {

@@ -23,7 +23,8 @@ func newWhyCommand(e *env) *cobra.Command {
 			KubernetesReady or Settled): its status and reason now, the event that
 			set that reason, the spec change that event answers, and how long the
 			condition spent in each reason since that spec change. It replays the
-			daemon's event log, so it needs a running daemon. When the daemon's
+			daemon's event log (the log on disk when the daemon is not running,
+			which the answer then says). When the daemon's
 			retention policy removed the oldest events, the history starts at the
 			oldest snapshot the daemon can rebuild, and the answer says so.`),
 		Example: example(`
@@ -47,6 +48,10 @@ func newWhyCommand(e *env) *cobra.Command {
 			r, err := explain(l, t, e.now())
 			if err != nil {
 				return err
+			}
+			r.DaemonRunning = !l.Offline
+			if l.Offline && f != render.JSON {
+				fmt.Fprintf(e.stdout, "The rdd daemon of instance %s is not running; this is what its event log records.\n", e.paths.Instance)
 			}
 			if f == render.JSON {
 				return render.WriteJSON(e.stdout, r)
@@ -93,6 +98,8 @@ type whyReport struct {
 	// Failures are failed effects still standing on the machines that feed
 	// the condition (EffectFailed: a delete, an inspect, …).
 	Failures []machineFailure `json:"failures,omitempty"`
+	// DaemonRunning is false when the answer comes from the log on disk.
+	DaemonRunning bool `json:"daemonRunning"`
 }
 
 type machineFailure struct {

@@ -20,6 +20,9 @@ const (
 	CodeUsage    = 2 // usage error: unknown command or flag, wrong arguments
 	CodeRejected = 3 // the daemon's validation rejected a spec change
 	CodeTimeout  = 4 // a wait deadline expired
+	// CodeDaemonDown: rdd status read the event log because the daemon is
+	// not running; what it printed is the last recorded state.
+	CodeDaemonDown = 5
 )
 
 // Error is an error with an explicit exit code. A nil Err means "exit with
