@@ -106,9 +106,15 @@ func TestMobyLifecycle(t *testing.T) {
 	if info, err := d2.Start(ctx, mobyCfg); err != nil || info.PID != pid1 {
 		t.Fatalf("Start while running = %+v, %v; want the same pid %d", info, err, pid1)
 	}
-	other := vm.Config{Engine: spec.EngineMoby, KubernetesEnabled: true}
+	// Kubernetes runs beside the engine: a config that differs only there
+	// adopts the running engine; another engine is another machine.
+	withKube := vm.Config{Engine: spec.EngineMoby, KubernetesEnabled: true}
+	if info, err := d2.Start(ctx, withKube); err != nil || info.PID != pid1 {
+		t.Fatalf("Start with Kubernetes enabled = %+v, %v; want the running engine (pid %d) adopted", info, err, pid1)
+	}
+	other := vm.Config{Engine: spec.EngineContainerd}
 	if _, err := d2.Start(ctx, other); !errors.Is(err, ErrOtherConfig) {
-		t.Fatalf("Start with another config: %v; want ErrOtherConfig", err)
+		t.Fatalf("Start with another engine: %v; want ErrOtherConfig", err)
 	}
 	if isClosed(exited1) || isClosed(exited2) {
 		t.Fatal("Exited closed while dockerd runs")
