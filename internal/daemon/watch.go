@@ -35,7 +35,7 @@ func (w *writer) subscribe(ctx context.Context, since uint64) (backlog []update,
 					backlog = append(backlog, u)
 				}
 			}
-			s = &subscriber{ch: make(chan update, watcherBuffer)}
+			s = &subscriber{ch: make(chan *update, watcherBuffer)}
 			w.subs[s] = struct{}{}
 			w.mu.Unlock()
 			return backlog, s, nil
@@ -162,7 +162,7 @@ func (w *writer) subscribeForWatch(ctx context.Context, since uint64, first *[]e
 		return nil, nil, errWriterStopped
 	}
 	*first = append(*first, w.snap)
-	s := &subscriber{ch: make(chan update, watcherBuffer)}
+	s := &subscriber{ch: make(chan *update, watcherBuffer)}
 	w.subs[s] = struct{}{}
 	w.mu.Unlock()
 	return nil, s, nil
@@ -228,7 +228,7 @@ func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.En
 			if !ok {
 				return s.err
 			}
-			if err := emit(u); err != nil {
+			if err := emit(*u); err != nil {
 				return err
 			}
 			if limitHit() {

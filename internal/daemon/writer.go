@@ -95,7 +95,7 @@ type writeResult struct {
 }
 
 type subscriber struct {
-	ch     chan update
+	ch     chan *update
 	err    error // set before ch is closed
 	closed bool
 }
@@ -277,13 +277,14 @@ func (w *writer) fold(payloads []events.Payload, now time.Time, seq uint64) ([]u
 // controllers, in seq order.
 func (w *writer) publish(ups []update) {
 	w.mu.Lock()
-	for _, u := range ups {
+	for i := range ups {
+		u := &ups[i]
 		w.snap = u.snap
 		if len(w.ring) == ringSize {
 			copy(w.ring, w.ring[1:])
 			w.ring = w.ring[:ringSize-1]
 		}
-		w.ring = append(w.ring, u)
+		w.ring = append(w.ring, *u)
 		for s := range w.subs {
 			select {
 			case s.ch <- u:
