@@ -40,6 +40,7 @@ func newSvcCommand(e *env) *cobra.Command {
 	}
 	cmd.AddCommand(newSvcStartCommand(e), newSvcStopCommand(e), newSvcStatusCommand(e),
 		newSvcLogsCommand(e), newSvcPathsCommand(e), newSvcDeleteCommand(e))
+	cmd.AddCommand(newSvcCheckCommand(e), newSvcRepairCommand(e))
 	return cmd
 }
 

@@ -50,6 +50,15 @@
 // Check walks every page in full, instead of bbolt's Tx.Check, which reads
 // the mapping in a goroutine where a fault cannot be recovered.
 //
+// Repair (`rdd svc repair`) salvages a damaged file without trusting its
+// structure: it reads every page with read(2), keeps each value under an
+// 8-byte key that passes its checksum (or, unframed, decodes as the event of
+// that seq), writes the events from 1 (or from just after a salvaged
+// checkpoint) up to the first one missing into a new log, with the
+// checkpoints among them, and renames the damaged file to
+// events.db.damaged-TIME. Events a compaction removed may come back from
+// freed pages; unframed (schema 1) checkpoints are not salvaged.
+//
 // # Loss
 //
 // Open refuses to start a new log where one existed: if D/events.db.created

@@ -136,7 +136,9 @@ func Open(path string, opts Options) (*Log, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if err := writeMarker(path, l.info); err != nil {
+	if opts.noMarker {
+		// Repair's scratch log: its final path has the marker already.
+	} else if err := writeMarker(path, l.info); err != nil {
 		// The log is fine; only the detection of its later loss is missing.
 		lg.Warn("cannot record the log's existence; a later loss of the file will not be detected", zap.Error(err))
 	}

@@ -104,6 +104,9 @@ type Options struct {
 	// NoSync skips fsync on commit. Only for tests and benchmarks: a crash
 	// can lose or corrupt committed events.
 	NoSync bool
+
+	// noMarker: Repair's scratch log must not get a marker of its own.
+	noMarker bool
 }
 
 // Info describes an open log file, as recorded in its meta bucket.
