@@ -73,17 +73,8 @@ func (o *offlineLog) StatusAt(_ context.Context, at api.At) (events.Snapshot, er
 		seq = o.log.LastSeq()
 	}
 	if !at.Time.IsZero() {
-		// The last event at or before the time: the log is in time order,
-		// so the first event after it ends the search.
-		seq = o.log.CompactedThrough()
-		err := o.log.Range(seq, 0, func(ev events.Envelope) error {
-			if ev.Time.After(at.Time) {
-				return errStopEvents
-			}
-			seq = ev.Seq
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStopEvents) {
+		var err error
+		if seq, err = o.seqAt(at.Time); err != nil {
 			return events.Snapshot{}, err
 		}
 	}
@@ -115,6 +106,26 @@ func (o *offlineLog) StatusAt(_ context.Context, at api.At) (events.Snapshot, er
 		}
 	}
 	return p.Snapshot(), nil
+}
+
+// seqAt returns the seq of the last event at or before t, 0 when there is
+// none. Events are appended in time order, so a binary search over Get
+// reads about 17 events of a 100k-event log instead of all of them.
+func (o *offlineLog) seqAt(t time.Time) (uint64, error) {
+	lo, hi := o.log.CompactedThrough(), o.log.LastSeq() // the answer is in [lo, hi]
+	for lo < hi {
+		mid := hi - (hi-lo)/2
+		ev, err := o.log.Get(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ev.Time.After(t) {
+			hi = mid - 1
+		} else {
+			lo = mid
+		}
+	}
+	return lo, nil
 }
 
 // Events lists the log as GET /v1/events does; there is no daemon to follow.

@@ -79,6 +79,14 @@ func TestReadingWithTheDaemonDown(t *testing.T) {
 		t.Errorf("events:\n%s\nstderr %q", h.stdout, h.stderr)
 	}
 	h.reset()
+	if code := h.run("events", "--since", "2026-11-26T12:01:00.1Z", "--limit", "1"); code != 0 || !strings.HasPrefix(h.stdout.String(), "9 ") {
+		t.Errorf("events --since TIME = %d: %q", code, h.stdout)
+	}
+	h.reset()
+	if code := h.run("status", "--at", "2026-11-26T12:01:00.1Z", "-o", "json"); code != 5 || !strings.Contains(h.stdout.String(), `"seq":9,`) {
+		t.Errorf("status --at TIME = %d: %s", code, h.stdout)
+	}
+	h.reset()
 	if code := h.run("events", "--follow"); code != 1 || !strings.Contains(h.stderr.String(), "--follow needs a running daemon") {
 		t.Errorf("events --follow = %d: %q", code, h.stderr)
 	}
