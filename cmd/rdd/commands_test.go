@@ -135,6 +135,27 @@ func TestSetTimeoutNamesTheBlockingCondition(t *testing.T) {
 	}
 }
 
+func TestSetTimeoutBeforeAnyStatus(t *testing.T) {
+	h := newHarness(t)
+	b := &fakeBackend{
+		set: func(api.SetRequest) (api.SetResponse, error) {
+			return api.SetResponse{Generation: 2, Seq: 5, Changed: []string{"running"}}, nil
+		},
+		watch: []events.Snapshot{},
+	}
+	h.serve(b)
+	code := make(chan int)
+	go func() { code <- h.run("set", "--timeout=1ms", "running=true") }()
+	h.deadline <- testNow
+	if c := <-code; c != 4 {
+		t.Fatalf("set = %d, want 4; stderr %q", c, h.stderr)
+	}
+	want := "Error: timed out after 1ms waiting for the App to settle, before the daemon's first status; the change was applied (generation 2) and the daemon is still working on it; see rdd status\n"
+	if h.stderr.String() != want {
+		t.Errorf("stderr %q, want %q", h.stderr, want)
+	}
+}
+
 func TestWaitHeartbeat(t *testing.T) {
 	for _, tty := range []bool{false, true} {
 		h := newHarness(t)

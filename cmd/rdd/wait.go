@@ -122,14 +122,14 @@ func (e *env) waitSettled(ctx context.Context, target int64, timeout time.Durati
 // blocks, and that the change stands (the daemon keeps working on it), so
 // the user neither retries the write nor assumes it was rolled back.
 func timeoutError(timeout time.Duration, target int64, last events.Snapshot, have, noop bool) error {
-	if !have {
-		return &exit.Error{Code: exit.CodeTimeout, Err: fmt.Errorf("timed out after %s waiting for the App to settle: the daemon sent no status; see rdd svc status and rdd svc logs", timeout)}
-	}
-	b := render.Blocking(last, target)
 	state := fmt.Sprintf("the change was applied (generation %d) and the daemon is still working on it", target)
 	if noop {
 		state = fmt.Sprintf("nothing changed, and the daemon is still working on generation %d", target)
 	}
+	if !have {
+		return &exit.Error{Code: exit.CodeTimeout, Err: fmt.Errorf("timed out after %s waiting for the App to settle, before the daemon's first status; %s; see rdd status", timeout, state)}
+	}
+	b := render.Blocking(last, target)
 	msg := fmt.Sprintf("timed out after %s waiting for the App to settle: %s=%s, reason %s", timeout, b.Type, b.Status, b.Reason)
 	if m := b.Message; m != "" {
 		msg += ": " + m
