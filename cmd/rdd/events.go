@@ -31,7 +31,8 @@ func newEventsCommand(e *env) *cobra.Command {
 			rdd replay reads it back. --since SEQ lists only events after SEQ;
 			--since 5m or --since TIME (RFC 3339) the events from then on;
 			--limit N at most N events, and --follow keeps listing new events
-			until interrupted.`),
+			until interrupted. With the daemon down, the log is read from disk
+			(a note on stderr says so; --follow needs the daemon).`),
 		Example: example(`
 			rdd events
 			rdd events --follow --since 120

@@ -31,7 +31,8 @@ func newReplayCommand(e *env) *cobra.Command {
 			Fold events, in order, into the snapshot they produce, exactly as the
 			daemon does. FILE holds events in the export format of rdd events -o
 			json ("-" reads standard input); this works with no daemon running.
-			Without FILE, the daemon's own log is replayed; when its retention
+			Without FILE, the daemon's own log is replayed (read from disk when
+			the daemon is not running, which a note says); when its retention
 			policy (RDD_RETAIN_EVENTS) removed the oldest events, the replay
 			starts from the oldest snapshot the daemon can rebuild and says so.
 
