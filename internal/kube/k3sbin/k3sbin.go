@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -169,18 +170,20 @@ func (r *Resolver) client() *http.Client {
 	if r.Client != nil {
 		return r.Client
 	}
-	return defaultClient
+	return defaultClient()
 }
 
 // defaultClient bounds every phase before the body, where a hang would
 // otherwise never end; the body is bounded by the stall timeout instead.
-var defaultClient = func() *http.Client {
+// It is built on first use: every rdd command links this package, and only
+// the daemon downloads.
+var defaultClient = sync.OnceValue(func() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = 15 * time.Second
 	t.ResponseHeaderTimeout = 60 * time.Second
 	return &http.Client{Transport: t}
-}()
+})
 
 // checkEnvBin insists on an executable regular file and makes the path
 // absolute, so the daemon's later exec does not depend on its working directory.
