@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,6 +26,9 @@ func (h *harness) startDaemon(args ...string) (stop func()) {
 	case code := <-done:
 		cancel()
 		h.t.Fatalf("rdd daemon exited %d before serving: %s", code, h.stderr)
+	case <-time.After(time.Minute):
+		cancel()
+		h.t.Fatalf("rdd daemon did not serve within a minute: %s\n%s", h.stderr, goroutines())
 	}
 	stopped := false
 	stop = func() {
@@ -33,8 +37,13 @@ func (h *harness) startDaemon(args ...string) (stop func()) {
 		}
 		stopped = true
 		cancel()
-		if code := <-done; code != 0 && code != 130 {
-			h.t.Errorf("rdd daemon exited %d: %s", code, h.stderr)
+		select {
+		case code := <-done:
+			if code != 0 && code != 130 {
+				h.t.Errorf("rdd daemon exited %d: %s", code, h.stderr)
+			}
+		case <-time.After(time.Minute):
+			h.t.Errorf("rdd daemon did not stop within a minute of its cancellation:\n%s", goroutines())
 		}
 	}
 	h.t.Cleanup(stop)
@@ -90,4 +99,11 @@ func TestWhyAndReplayAfterRealCompaction(t *testing.T) {
 	if out := h.stdout.String(); !strings.Contains(out, "Settled=True") || !strings.Contains(out, "removed by the daemon's retention policy") {
 		t.Errorf("why settled after compaction:\n%s", out)
 	}
+}
+
+// goroutines is a dump of every goroutine, for a daemon that hangs.
+func goroutines() string {
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+	return b.String()
 }
