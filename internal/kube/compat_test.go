@@ -149,6 +149,25 @@ clusters:
 	"unknown-fields":   "apiVersion: v1\nkind: Config\nsurprise: 1\nclusters:\n- name: c\n  cluster: {server: https://x, newfield: y}\n",
 	"empty-names":      "apiVersion: v1\nkind: Config\nclusters:\n- name: \"\"\n  cluster: {server: https://x}\n",
 	"unicode-and-tabs": "apiVersion: v1\nkind: Config\ncurrent-context: \"ctx-é\\t\"\ncontexts:\n- name: \"ctx-é\\t\"\n  context: {cluster: \"ü\", user: \"ß\"}\n",
+	"internal-version": "apiVersion: __internal\nkind: Config\ncurrent-context: x\n",
+	"internal-ext":     "apiVersion: __internal\nkind: Config\nclusters:\n  c: {server: https://x, extensions: {e: {a: 1}}}\n",
+	"grouped-version":  "apiVersion: example.com/v1\nkind: Config\n",
+	"group-no-version": "apiVersion: example.com/\n",
+	"bad-api-version":  "apiVersion: a/b/c\nkind: Config\n",
+	"kind-only":        "kind: Config\n",
+	"kind-not-string":  "apiVersion: v1\nkind: 7\n",
+	"bad-bool":         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: https://x, insecure-skip-tls-verify: \"yes\"}\n",
+	"case-mismatch":    "apiVersion: v1\nkind: Config\nCurrent-Context: x\nClusters:\n- name: c\n  cluster: {Server: https://x}\n",
+	"duplicate-keys":   "apiVersion: v1\nkind: Config\ncurrent-context: a\ncurrent-context: b\n",
+	"tab-indent":       "apiVersion: v1\nkind: Config\nclusters:\n\t- name: c\n",
+	"multi-document":   "apiVersion: v1\nkind: Config\ncurrent-context: a\n---\napiVersion: v1\nkind: Config\ncurrent-context: b\n",
+	"exec-defaulting":  "apiVersion: v1\nkind: Config\nusers:\n- name: a\n  user: {exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: x}}\n- name: b\n  user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: x}}\n- name: c\n  user: {exec: {command: x, interactiveMode: Never}}\n",
+	"null-extension":   "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://x\n    extensions:\n    - name: nul\n      extension: null\n    - name: m\n",
+	"big-numbers":      "apiVersion: v1\nkind: Config\npreferences:\n  extensions:\n  - name: num\n    extension: {i: 12345678901234567890, f: 1.5e300, h: 0x1F}\n",
+	"yaml-anchors":     "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: &c {server: https://x}\n- name: d\n  cluster: *c\n",
+	"binary-base64":    "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {client-key-data: AAEC/w==, token: \"\"}\n",
+	"top-level-null":   "null\n",
+	"only-comment":     "# nothing\n",
 }
 
 func TestLoadConfigMatchesClientcmd(t *testing.T) {
@@ -200,6 +219,12 @@ func TestWriteConfigMatchesClientcmd(t *testing.T) {
 	built.Contexts["b"] = &clientcmdapi.Context{Cluster: "b", AuthInfo: "b"}
 	built.CurrentContext = "b"
 	configs["built"] = built
+	badExt := clientcmdapi.NewConfig()
+	badExt.Preferences.Extensions = map[string]runtime.Object{"bad": &runtime.Unknown{Raw: []byte(`{x`)}}
+	configs["unmarshalable extension"] = badExt
+	nilExt := clientcmdapi.NewConfig()
+	nilExt.Preferences.Extensions = map[string]runtime.Object{"nil": nil, "empty": &runtime.Unknown{}}
+	configs["nil extensions"] = nilExt
 	standalone := clientcmdapi.NewConfig()
 	upsert(standalone, testName, src.Clusters["default"], src.AuthInfos["default"])
 	standalone.CurrentContext = testName
@@ -558,9 +583,9 @@ current-context: default
 	compareEndpoint(t, ep, rc)
 }
 
-// TestNoRESTOrClientcmdLinked keeps client-go's rest and clientcmd packages
-// (and what they drag in) out of the package's non-test dependencies, which
-// every rdd command pays for at init.
+// TestNoRESTOrClientcmdLinked keeps client-go's rest and clientcmd packages,
+// clientcmd/api/latest's codec (and what they drag in) out of the package's
+// non-test dependencies, which every rdd command pays for at init.
 func TestNoRESTOrClientcmdLinked(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -576,7 +601,19 @@ func TestNoRESTOrClientcmdLinked(t *testing.T) {
 			dep == "k8s.io/client-go/tools/clientcmd",
 			strings.HasPrefix(dep, "k8s.io/client-go/plugin/"),
 			strings.HasPrefix(dep, "github.com/davecgh/go-spew"),
-			dep == "k8s.io/api/core/v1":
+			dep == "k8s.io/api/core/v1",
+			// clientcmd/api/latest's codec, and what its JSON serializer and
+			// versioning codec bring: meta/v1 and its validation, quantities
+			// and inf.v0. (json-iterator stays: apimachinery's runtime, which
+			// clientcmdapi's types need, links it.)
+			dep == "k8s.io/client-go/tools/clientcmd/api/latest",
+			strings.HasPrefix(dep, "k8s.io/apimachinery/pkg/runtime/serializer/json"),
+			strings.HasPrefix(dep, "k8s.io/apimachinery/pkg/runtime/serializer/versioning"),
+			strings.HasPrefix(dep, "k8s.io/apimachinery/pkg/apis/meta/"),
+			dep == "k8s.io/apimachinery/pkg/api/meta",
+			dep == "k8s.io/apimachinery/pkg/api/resource",
+			dep == "k8s.io/apimachinery/pkg/util/validation",
+			dep == "gopkg.in/inf.v0":
 			t.Errorf("internal/kube links %s", dep)
 		}
 	}
