@@ -4,12 +4,13 @@
 //
 // # Kubeconfig contract
 //
-// Every read and write goes through the codec of client-go's
-// tools/clientcmd/api/latest, exactly as clientcmd.Load and clientcmd.Write
-// use it (kubeconfig.go; compat_test.go holds the bytes to clientcmd's); YAML
-// is never edited as text and kubectl is never run. The clientcmd package
-// itself is not linked: it pulls in client-go's rest and exec plugins, whose
-// init every rdd command would pay.
+// Every read and write follows, step by step, what client-go's clientcmd.Load
+// and clientcmd.Write do (kubeconfig.go: YAML to JSON, client-go's v1 types,
+// their defaulting and generated conversions; compat_test.go holds the results,
+// error texts and bytes to clientcmd's own); YAML is never edited as text and
+// kubectl is never run. Neither clientcmd nor its codec package is linked:
+// they pull in rest, exec plugins and apimachinery's meta/v1, whose init every
+// rdd command would pay.
 //
 //   - Destination: Target.Files resolves $KUBECONFIG as a list with kubectl's
 //     rules (split with filepath.SplitList, empty entries dropped, duplicates
