@@ -73,12 +73,13 @@ func (in *instance) standinAPIServerPID() int {
 	return 0
 }
 
-// Scenarios 44, 45, 49 and 54 end to end, plus the loss of the API server:
+// Scenarios 44, 45, 49, 51 and 54 end to end, plus the loss of the API server:
 // enabling Kubernetes starts k3s beside a running engine, publishes the
 // context, selects it in an empty kubeconfig, survives an API server death
 // without user action, and disabling removes everything it added.
 func TestKubernetesEndToEnd(t *testing.T) {
-	in := newInstance(t).withK3s()
+	// 51: a NotReady sibling does not hold Ready back.
+	in := newInstance(t).withK3s("K3S_STANDIN_EXTRA_NODE=sibling")
 	// 54: the preferred port (7441+2) is taken.
 	taken, err := net.Listen("tcp", "127.0.0.1:7443")
 	if err != nil {
