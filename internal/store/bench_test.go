@@ -126,8 +126,8 @@ func BenchmarkRange(b *testing.B) {
 	m.report(b, total)
 }
 
-// BenchmarkOpen1M opens (start → ready: lock, header check, meta, newest
-// event) a log of one million events. The file is built once per run.
+// BenchmarkOpen1M opens (start → ready: lock, header check, page walk, meta,
+// newest event) a log of one million events. The file is built once per run.
 func BenchmarkOpen1M(b *testing.B) {
 	const n = 1_000_000
 	path := filepath.Join(b.TempDir(), "events.db")

@@ -456,3 +456,40 @@ func TestRepairStructure(t *testing.T) {
 	}
 	t.Logf("salvaged %+v", r)
 }
+
+// TestFaultRefusesWrites: a leaf element pointing far outside its page
+// (which Open's quick walk does not read) makes bbolt read outside the
+// mapping during Range. The read fails with ErrCorrupt naming the file and
+// the first event not delivered, the process lives on, and the log refuses
+// writes from then on.
+func TestFaultRefusesWrites(t *testing.T) {
+	path := newFile(t, 400)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte(`"message":"event 200"`))
+	if i < 0 {
+		t.Fatal("event 201 not found")
+	}
+	page := i / damagePage * damagePage
+	if binary.NativeEndian.Uint16(data[page+8:]) != 0x02 {
+		t.Fatalf("event 201 is not on a leaf page")
+	}
+	binary.NativeEndian.PutUint32(data[page+16+4:], 0x7ffffff0) // element 0's pos
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := openDamaged(t, path)
+	got, err := storetest.Collect(l, 0, 0)
+	seq, ok := store.DamagedAt(err)
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), path) || !ok || seq != uint64(len(got))+1 {
+		t.Fatalf("Range = %d events, then %v (at %d %v); want ErrCorrupt naming %s and event %d", len(got), err, seq, ok, path, len(got)+1)
+	}
+	if !strings.Contains(err.Error(), "damaged page") {
+		t.Skipf("bbolt read garbage instead of faulting: %v", err)
+	}
+	if _, err := l.Append(storetest.Envelope(400)); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "will not write") {
+		t.Errorf("Append after a fault = %v, want the damage error", err)
+	}
+}

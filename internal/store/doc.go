@@ -41,12 +41,14 @@
 //
 // bbolt trusts the file, and a damaged page makes it index out of range,
 // panic, read outside the mapping, or recurse forever on a cycle of pages.
-// So Open first walks the page structure with read(2) (walk.go: every page
-// bbolt can reach is in range, referenced once, of the right kind, with its
-// elements inside it; leaf pages of the buckets only by header, to keep Open
-// cheap), and every later bbolt call runs under guard (debug.SetPanicOnFault
+// So Open first walks the page structure in a private read-only mapping
+// under SetPanicOnFault (walk.go: every page bbolt can reach is in range,
+// referenced once, of the right kind, with its elements inside it; leaf
+// pages of the buckets only by header, to keep Open cheap), and every later bbolt call runs under guard (debug.SetPanicOnFault
 // and recover), which turns what remains into ErrCorrupt naming the file.
-// After a write transaction failed that way the Log refuses further writes.
+// After any transaction failed that way (structural damage, which a write
+// could spread) the Log refuses further writes; a value that fails its
+// checksum does not stop writes.
 // Check walks every page in full, instead of bbolt's Tx.Check, which reads
 // the mapping in a goroutine where a fault cannot be recovered.
 //
@@ -76,9 +78,11 @@
 // Open locks the file exclusively (flock; a second daemon fails with
 // ErrLocked after Options.Timeout), checks bbolt's header against the file
 // size before bbolt maps it (a truncated file is ErrCorrupt, not a SIGBUS),
-// walks the page structure (one read of each branch page and of each leaf
-// page's header: see Damage), validates meta, and decodes the newest event.
-// It decodes no other event: LastSeq comes from the bucket sequence. Check
+// walks the page structure (each branch page, and each leaf page's header:
+// see Damage), validates meta, and decodes the newest event.
+// It decodes no other event: LastSeq comes from the bucket sequence. The
+// walk touches one cache line per page: ~45 ms per million events, where
+// the rest of Open costs ~60 µs whatever the size. Check
 // does the full scan (every page, and a strict decode of every event) for
 // tests and `rdd svc check`.
 //

@@ -19,7 +19,9 @@ var (
 	ErrNewerSchema = errors.New("store: log file was written by a newer rdd")
 
 	// ErrCorrupt is returned when the file is not an rdd event log, cannot be
-	// mapped, fails a consistency check, or holds an event that does not decode.
+	// mapped, fails a consistency check, holds a value that fails its checksum
+	// or does not decode (DamagedAt then gives the event's seq), or is missing
+	// or empty where the instance had a log.
 	ErrCorrupt = errors.New("store: log file is corrupt")
 
 	// ErrClosed is returned by every method called after Close.
@@ -64,9 +66,8 @@ func newerSchemaError(path string, found uint64) error {
 		path, found, SchemaVersion)}
 }
 
-// repairHint says what to do about a damaged log. The daemon never writes to
-// a log it found damaged, so the remedy is always the user's.
-const repairHint = "run `rdd svc check` to see what is damaged and `rdd svc repair` to keep every intact event in a new log (the damaged file is kept aside); the daemon will not write to this file"
+// repairHint says what to do about a damaged log.
+const repairHint = "run `rdd svc check` to see what is damaged, then `rdd svc repair` to keep every intact event in a new log (the damaged file is kept aside); both need the daemon stopped (`rdd svc stop`)"
 
 // corruptError reports a damaged file; what describes the damage.
 func corruptError(path, what string, cause error) error {

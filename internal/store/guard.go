@@ -24,27 +24,34 @@ func guard(path, what string, fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = damagedError(path, fmt.Sprintf("%s failed on a damaged page: %v", what, r), nil)
+			err = damagedError(path, fmt.Sprintf("%s failed on a damaged page (%v); rdd will not write to this file any more", what, r), nil)
 		}
 	}()
 	return fn()
 }
 
-// view is db.View under guard.
+// view is db.View under guard. A page that made bbolt panic or fault is
+// structural damage, which a write could spread (bbolt would free or reuse
+// pages through it), so after one the log refuses every further write: the
+// error is kept and returned by later writers. Damage to a single value (a
+// checksum) does not stop writes.
 func (l *Log) view(what string, fn func(*bolt.Tx) error) error {
-	return guard(l.path, what, func() error { return l.db.View(fn) })
+	return l.guarded(what, func() error { return l.db.View(fn) })
 }
 
-// update is db.Update under guard. A write transaction that panicked may have
-// left bbolt's in-memory freelist half updated, so after one the log refuses
-// every further write: the error is kept and returned by later writers.
+// update is db.Update under guard. A write transaction that panicked may also
+// have left bbolt's in-memory freelist half updated.
 func (l *Log) update(what string, fn func(*bolt.Tx) error) error {
 	if err := l.writeRefused(); err != nil {
 		return err
 	}
+	return l.guarded(what, func() error { return l.db.Update(fn) })
+}
+
+func (l *Log) guarded(what string, fn func() error) error {
 	panicked := true
 	err := guard(l.path, what, func() error {
-		err := l.db.Update(fn)
+		err := fn()
 		panicked = false
 		return err
 	})

@@ -308,7 +308,7 @@ func preflight(f *os.File, full bool) (int64, error) {
 	if err != nil || size == 0 {
 		return size, err
 	}
-	if problems := walkFile(f, m, full); len(problems) > 0 {
+	if problems := walkFile(f, size, m, full); len(problems) > 0 {
 		what := problems[0]
 		if len(problems) > 1 {
 			what = fmt.Sprintf("%s (and %d more problems)", what, len(problems)-1)
