@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/store"
 )
@@ -107,5 +109,62 @@ func TestSvcCheckAndRepairDamaged(t *testing.T) {
 	h.reset()
 	if code := h.run("svc", "check"); code != 0 {
 		t.Fatalf("svc check after repair = %d\n%s%s", code, h.stdout, h.stderr)
+	}
+}
+
+// damagedLogBackend serves Events from a real store.Log, as the daemon does.
+type damagedLogBackend struct {
+	*fakeBackend
+	log *store.Log
+}
+
+func (b damagedLogBackend) Events(_ context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
+	return b.log.Range(q.Since, q.Limit, fn)
+}
+
+// TestEventsExportsUpToTheDamage: with event 5 damaged, `rdd events -o json`
+// prints events 1-4 and then fails with the error naming the log and event 5.
+func TestEventsExportsUpToTheDamage(t *testing.T) {
+	h := newHarness(t)
+	writeLog(t, h, 8)
+	path := h.e.paths.EventLog
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte(`"version":"v5"`))
+	if i < 0 {
+		t.Fatal("event 5 not found in the file")
+	}
+	data[i+12] ^= 0x01
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	ln, err := api.Listen(h.e.paths.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := api.NewServer(damagedLogBackend{&fakeBackend{}, l}, nil, api.ServerOptions{Version: "test", ShutdownGrace: time.Second})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	if code := h.run("events", "-o", "json"); code != 1 {
+		t.Fatalf("events = %d, want 1\nstdout: %s\nstderr: %s", code, h.stdout, h.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(h.stdout.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[3], `{"seq":4,`) {
+		t.Errorf("exported %d lines, want events 1-4:\n%s", len(lines), h.stdout)
+	}
+	for _, want := range []string{path, "event 5", "rdd svc repair"} {
+		if !strings.Contains(h.stderr.String(), want) {
+			t.Errorf("stderr does not mention %q:\n%s", want, h.stderr)
+		}
 	}
 }
