@@ -247,6 +247,11 @@ func shutdownReason(ctx context.Context, err error) string {
 func restoreProjector(log *store.Log) (*events.Projector, error) {
 	proj := events.NewProjector()
 	cseq, data, ok, err := log.LatestCheckpoint()
+	if errors.Is(err, store.ErrCorrupt) {
+		// A damaged checkpoint only costs a full replay; the events are
+		// checked one by one as they fold.
+		ok, cseq, err = false, 0, nil
+	}
 	if err != nil {
 		return nil, err
 	}
