@@ -94,12 +94,12 @@ func TestCrashLoopBacksOffInVirtualTime(t *testing.T) {
 			if s := h.vmState(); s != events.VMStarting {
 				t.Fatalf("crash %d: vm is %s, want starting while the delay runs", i+1, s)
 			}
-			time.Sleep(want - time.Millisecond)
+			advance(want - time.Millisecond)
 			synctest.Wait()
 			if n := h.drv.callCount("start"); n != starts {
 				t.Fatalf("crash %d: restarted before its %s delay", i+1, want)
 			}
-			time.Sleep(time.Millisecond)
+			advance(time.Millisecond)
 			synctest.Wait()
 			if n := h.drv.callCount("start"); n != starts+1 {
 				t.Fatalf("crash %d: %d starts %s after the crash, want %d", i+1, n, time.Since(crashedAt), starts+1)
@@ -120,7 +120,7 @@ func TestCrashLoopBacksOffInVirtualTime(t *testing.T) {
 			}
 		}
 		// A process that ran for a while is restarted at once.
-		time.Sleep(vmStableAfter)
+		advance(vmStableAfter)
 		starts := h.drv.callCount("start")
 		if err := h.drv.crash(); err != nil {
 			t.Fatal(err)
@@ -151,7 +151,7 @@ func TestFailedEffectsAreLogged(t *testing.T) {
 				t.Fatalf("startFailed transitions %+v, want one carrying %q", failed, drv.startErr)
 			}
 			// The retry comes after the backoff, not in a busy loop.
-			time.Sleep(retryMin)
+			advance(retryMin)
 			synctest.Wait()
 			if n := drv.callCount("start"); n != 2 {
 				t.Fatalf("%d start attempts after %s, want 2", n, retryMin)
@@ -179,7 +179,7 @@ func TestFailedEffectsAreLogged(t *testing.T) {
 			drv.mu.Lock()
 			drv.deleteErr = nil
 			drv.mu.Unlock()
-			time.Sleep(retryMin)
+			advance(retryMin)
 			synctest.Wait()
 			if s := h.vmState(); s != events.VMAbsent {
 				t.Fatalf("vm is %s after the delete could succeed, want absent", s)
@@ -215,7 +215,7 @@ func TestFailedEffectsAreLogged(t *testing.T) {
 				t.Fatalf("vm is %s after a failed inspect, want reconciling until the retry", s)
 			}
 			drv.setInspectErr(nil)
-			time.Sleep(retryMin)
+			advance(retryMin)
 			synctest.Wait()
 			if s := h.vmState(); s != events.VMRunning {
 				t.Fatalf("vm is %s once the driver answers again, want running (re-adopted)", s)
@@ -254,3 +254,7 @@ func restoreProjectorFrom(log *store.Mem) (*events.Projector, error) {
 	p := events.NewProjector()
 	return p, log.Range(0, 0, func(e events.Envelope) error { return p.Apply(e) })
 }
+
+// advance moves a synctest bubble's virtual clock by d: it returns at once in
+// real time, once every goroutine of the bubble is blocked.
+func advance(d time.Duration) { <-time.After(d) }
