@@ -44,7 +44,6 @@ package host
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -165,50 +164,13 @@ type k3sState struct {
 }
 
 func readK3sState(path string) (st k3sState, ok bool, err error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return k3sState{}, false, nil
-	}
-	if err != nil {
-		return k3sState{}, false, fmt.Errorf("read k3s state %s: %w", path, err)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return k3sState{}, false, fmt.Errorf("parse k3s state %s: %w", path, err)
-	}
-	if st.V != k3sStateVersion {
-		return k3sState{}, false, fmt.Errorf("k3s state %s has version %d, want %d", path, st.V, k3sStateVersion)
-	}
-	return st, true, nil
+	ok, err = readJSONState(path, "k3s", &st, func() int { return st.V }, k3sStateVersion)
+	return st, ok, err
 }
 
-// writeK3sState is writeState (state.go) for k3sState: temp file, fsync,
-// rename, so a reader never sees half a file.
 func writeK3sState(path string, st k3sState) error {
 	st.V = k3sStateVersion
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode k3s state: %w", err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".k3s-*.json")
-	if err != nil {
-		return fmt.Errorf("write k3s state %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write k3s state %s: %w", path, err)
-	}
-	return nil
+	return writeJSONState(path, "k3s", st)
 }
 
 // k3sWatch watches one k3s process. msg is set before exited is closed.

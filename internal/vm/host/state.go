@@ -73,33 +73,45 @@ func (s state) sameProcs(o state) bool {
 
 // readState reads the state file. ok is false when there is none.
 func readState(path string) (st state, ok bool, err error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return state{}, false, nil
-	}
-	if err != nil {
-		return state{}, false, fmt.Errorf("read engine state %s: %w", path, err)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return state{}, false, fmt.Errorf("parse engine state %s: %w", path, err)
-	}
-	if st.V != stateVersion {
-		return state{}, false, fmt.Errorf("engine state %s has version %d, want %d", path, st.V, stateVersion)
-	}
-	return st, true, nil
+	ok, err = readJSONState(path, "engine", &st, func() int { return st.V }, stateVersion)
+	return st, ok, err
 }
 
-// writeState replaces the state file atomically (temp file, fsync, rename),
-// so a reader never sees half a file.
+// writeState replaces the state file atomically.
 func writeState(path string, st state) error {
 	st.V = stateVersion
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode engine state: %w", err)
+	return writeJSONState(path, "engine", st)
+}
+
+// readJSONState reads a versioned JSON state file of what (engine, k3s)
+// into v. ok is false when there is none.
+func readJSONState(path, what string, v any, version func() int, want int) (ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".engine-*.json")
 	if err != nil {
-		return fmt.Errorf("write engine state %s: %w", path, err)
+		return false, fmt.Errorf("read %s state %s: %w", what, path, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("parse %s state %s: %w", what, path, err)
+	}
+	if got := version(); got != want {
+		return false, fmt.Errorf("%s state %s has version %d, want %d", what, path, got, want)
+	}
+	return true, nil
+}
+
+// writeJSONState replaces a state file atomically (temp file, fsync,
+// rename), so a reader never sees half a file.
+func writeJSONState(path, what string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s state: %w", what, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+what+"-*.json")
+	if err != nil {
+		return fmt.Errorf("write %s state %s: %w", what, path, err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(append(b, '\n'))
@@ -114,7 +126,7 @@ func writeState(path string, st state) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("write engine state %s: %w", path, err)
+		return fmt.Errorf("write %s state %s: %w", what, path, err)
 	}
 	return nil
 }
