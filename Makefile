@@ -7,7 +7,7 @@ BIN := bin/rdd
 # Race-enabled tests on 2 cores start several dockerd and an apiserver: be generous.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test test-deps unit bench run stop lint fmt vet clean
+.PHONY: all build test test-deps unit bench fuzz run stop lint fmt vet clean
 
 all: build
 
@@ -34,6 +34,10 @@ unit:
 bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 60m ./... | tee bench.out
 	./hack/bench-cli.sh | tee -a bench.out
+
+# fuzz runs every fuzz target for FUZZTIME each (default 10m): make fuzz FUZZTIME=30s
+fuzz:
+	./hack/fuzz.sh
 
 # run builds rdd, starts its daemon (host driver on Linux) and brings the
 # environment up: `rdd start` returns when everything is Settled.
