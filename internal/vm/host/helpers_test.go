@@ -58,7 +58,9 @@ func newTestDriver(t *testing.T, p paths.Paths, opts Options) *Driver {
 	t.Helper()
 	d := New(p, zaptest.NewLogger(t), opts)
 	// Cleanups run last-registered first: kill while the watchers still
-	// reap their children, then close.
+	// reap their children, then close, then remove the bridge and NAT rules a
+	// test that failed half way would otherwise leave on the host.
+	t.Cleanup(func() { d.teardownNetwork(context.Background()) })
 	t.Cleanup(func() { _ = d.Close() })
 	t.Cleanup(func() { killProcessesMentioning(t, p.Home) })
 	return d
