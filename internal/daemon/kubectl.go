@@ -97,8 +97,9 @@ func (c *kubeController) recover(ctx context.Context, snap events.Snapshot) erro
 	if !info.Running {
 		return nil
 	}
-	c.watchProcess(ctx, info, vm.KubernetesConfig{}) // the config is checked against the spec below
-	c.procCfg = c.wantedConfig(snap, "")
+	// What it runs is taken to be what the spec asks: a version changed
+	// while the daemon was down applies at k3s's next start.
+	c.watchProcess(ctx, info, c.wantedConfig(snap))
 	return c.w.appendOne(ctx, &events.Recovered{Machine: events.MachineK3s, Believed: snap.Machine(events.MachineK3s).State, Found: "running", PID: info.PID,
 		Message: fmt.Sprintf("re-adopted the running k3s process (pid %d)", info.PID)})
 }
@@ -117,16 +118,6 @@ func (c *kubeController) wakeAt() time.Time {
 	return at
 }
 
-func earliest(a, b time.Time) time.Time {
-	switch {
-	case a.IsZero():
-		return b
-	case b.IsZero() || a.Before(b):
-		return a
-	}
-	return b
-}
-
 func (c *kubeController) tag(snap events.Snapshot) string {
 	if c.versions == nil || snap.Spec == nil {
 		return ""
@@ -137,8 +128,10 @@ func (c *kubeController) tag(snap events.Snapshot) string {
 	return "v" + snap.Spec.Kubernetes.Version + "+k3s1"
 }
 
-func (c *kubeController) wantedConfig(snap events.Snapshot, binary string) vm.KubernetesConfig {
-	cfg := vm.KubernetesConfig{Binary: binary, Tag: c.tag(snap), Port: snap.Machine(events.MachineK3s).Facts.Port}
+// wantedConfig is the k3s the spec asks for; the binary is filled in once
+// the tag is resolved.
+func (c *kubeController) wantedConfig(snap events.Snapshot) vm.KubernetesConfig {
+	cfg := vm.KubernetesConfig{Tag: c.tag(snap), Port: snap.Machine(events.MachineK3s).Facts.Port}
 	if snap.Spec != nil {
 		cfg.Engine = snap.Spec.ContainerEngine.Name
 	}
@@ -156,14 +149,14 @@ func (c *kubeController) input(snap events.Snapshot) kubeInput {
 		// has not evaluated yet (F10).
 		gen: stampGen(snap), k3sObserved: k.ObservedGeneration,
 		kcfgObserved: snap.Machine(events.MachineKubeconfig).ObservedGeneration,
-		facts:        k.Facts, k3sConfig: c.paths.K3sConfig,
-		runsK3s: c.runner != nil, procRunning: c.proc.Running,
+		facts:        k.Facts,
+		runsK3s:      c.runner != nil, procRunning: c.proc.Running,
 		now: c.now(), retryAt: c.retryAt, checkAt: c.checkAt,
 	}
 	in.enabled = in.exists && snap.Spec.Kubernetes.Enabled
 	if in.exists {
-		want := c.wantedConfig(snap, "")
-		in.procStale = c.proc.Running && (c.procCfg.Tag != want.Tag || c.procCfg.Port != want.Port || c.procCfg.Engine != want.Engine)
+		want := c.wantedConfig(snap)
+		in.procStale = c.proc.Running && c.procCfg != want
 		_, in.binaryReady = c.binaries[want.Tag]
 		in.installing = c.installing != ""
 	}
@@ -186,14 +179,8 @@ func (c *kubeController) step(ctx context.Context) (bool, error) {
 	case kubeIdle:
 		c.syncWatches(in)
 		return false, nil
-	case kubeFireK3s:
-		return true, c.k3s.Fire(ctx, a.event, a.change)
-	case kubeObserveK3s:
-		return true, c.k3s.Observe(ctx, a.change.Generation, a.change.Facts)
-	case kubeFireKubeconfig:
-		return true, c.kcfg.Fire(ctx, a.event, a.change)
-	case kubeObserveKubeconfig:
-		return true, c.kcfg.Observe(ctx, a.change.Generation, a.change.Facts)
+	case kubeFireK3s, kubeObserveK3s, kubeFireKubeconfig, kubeObserveKubeconfig:
+		return true, c.record(ctx, a)
 	case kubeAllocatePort:
 		port := allocatePort(c.paths.PreferredK3sPort(), 0)
 		return true, c.k3s.Observe(ctx, a.change.Generation, events.FactsPatch{Port: events.Int(port)})
@@ -299,7 +286,8 @@ func (c *kubeController) onInstalled(ctx context.Context, tag, path, source stri
 }
 
 func (c *kubeController) startProcess(ctx context.Context, snap events.Snapshot, gen int64) error {
-	cfg := c.wantedConfig(snap, "")
+	want := c.wantedConfig(snap)
+	cfg := want
 	cfg.Binary = c.binaries[cfg.Tag]
 	info, err := c.runner.StartKubernetes(ctx, cfg)
 	if err != nil {
@@ -317,13 +305,14 @@ func (c *kubeController) startProcess(ctx context.Context, snap events.Snapshot,
 	}
 	c.failures.reset()
 	c.retryAt = time.Time{}
-	c.watchProcess(ctx, info, cfg)
+	c.watchProcess(ctx, info, want)
 	c.checkAt = time.Time{}
 	facts := events.FactsPatch{PID: events.Int(info.PID), RestartCount: events.Int(snap.Machine(events.MachineK3s).Facts.RestartCount + 1)}
 	return c.k3s.Fire(ctx, fsm.K3sProbe, fsm.Change{Generation: gen, Message: fmt.Sprintf("Waiting for k3s API server (k3s %s running, pid %d)", cfg.Tag, info.PID), Facts: facts})
 }
 
-// watchProcess adopts a running k3s and hands its exit to the loop.
+// watchProcess adopts a running k3s started for cfg (without its binary)
+// and hands its exit to the loop.
 func (c *kubeController) watchProcess(ctx context.Context, info vm.KubernetesInfo, cfg vm.KubernetesConfig) {
 	c.procToken++
 	c.proc, c.procCfg = info, cfg
@@ -393,7 +382,7 @@ func (c *kubeController) check(ctx context.Context, snap events.Snapshot, gen in
 	out := decideProbe(state, k.Facts.AmbiguousStreak, k.Message, gen, res, perr)
 	c.checkAt = nextCheck(state, c.now())
 	if out.action.op != kubeIdle {
-		if err := c.apply(ctx, out.action); err != nil {
+		if err := c.record(ctx, out.action); err != nil {
 			return err
 		}
 	}
@@ -437,14 +426,20 @@ func (c *kubeController) check(ctx context.Context, snap events.Snapshot, gen in
 	return nil
 }
 
-func (c *kubeController) apply(ctx context.Context, a kubeAction) error {
+// record appends a decision that is only a record: a transition or an
+// observation of either machine.
+func (c *kubeController) record(ctx context.Context, a kubeAction) error {
 	switch a.op {
 	case kubeFireK3s:
 		return c.k3s.Fire(ctx, a.event, a.change)
 	case kubeObserveK3s:
 		return c.k3s.Observe(ctx, a.change.Generation, a.change.Facts)
+	case kubeFireKubeconfig:
+		return c.kcfg.Fire(ctx, a.event, a.change)
+	case kubeObserveKubeconfig:
+		return c.kcfg.Observe(ctx, a.change.Generation, a.change.Facts)
 	}
-	return fmt.Errorf("probe outcome %s has no executor", a.op)
+	return fmt.Errorf("kubernetes decision %s is not a record", a.op)
 }
 
 // publish merges the context into the user's kubeconfig (§8.3) and records

@@ -62,7 +62,6 @@ type kubeInput struct {
 	gen                        int64
 	k3sObserved, kcfgObserved  int64
 	facts                      events.Facts // the k3s machine's
-	k3sConfig                  string
 
 	// runsK3s: rdd itself runs k3s on this driver (host); in a VM the
 	// template starts it and rdd only probes.

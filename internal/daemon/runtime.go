@@ -96,13 +96,7 @@ func (l *loop) run(ctx context.Context) {
 	}
 }
 
-func (l *loop) nextWake() time.Time {
-	at := l.r.wakeAt()
-	if !l.retryAt.IsZero() && (at.IsZero() || l.retryAt.Before(at)) {
-		at = l.retryAt
-	}
-	return at
-}
+func (l *loop) nextWake() time.Time { return earliest(l.r.wakeAt(), l.retryAt) }
 
 func (l *loop) pass(ctx context.Context) {
 	if !l.retryAt.IsZero() && time.Now().Before(l.retryAt) {
@@ -124,4 +118,15 @@ func (l *loop) pass(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// earliest is the earlier of two wake times, where zero means never.
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
 }
