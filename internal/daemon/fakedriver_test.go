@@ -56,6 +56,9 @@ func (f *fakeDriver) Start(_ context.Context, cfg vm.Config) (vm.Info, error) {
 	if f.startErr != nil {
 		return vm.Info{}, f.startErr
 	}
+	if f.running && f.hash == cfg.Hash() {
+		return f.infoLocked(), nil // adopted, as the Driver contract says
+	}
 	f.running = true
 	f.pid += 100
 	f.hash = cfg.Hash()

@@ -138,11 +138,9 @@ func (c *vmController) create(ctx context.Context, ch fsm.Change) error {
 	return c.m.Fire(ctx, fsm.VMCreated, ch)
 }
 
+// start boots the machine; the driver adopts one that already runs (after
+// a daemon crash mid-start) rather than booting a second.
 func (c *vmController) start(ctx context.Context, cfg vm.Config, facts events.Facts, ch fsm.Change) error {
-	// Starting may be re-entered after a daemon crash: adopt what runs.
-	if info, err := c.drv.Inspect(ctx); err == nil && info.Phase == vm.PhaseRunning && vm.SameRestartKey(info, vm.RestartKeyOf(c.drv, cfg), cfg.Hash()) {
-		return c.started(ctx, cfg, facts, info, ch)
-	}
 	sctx, cancel := context.WithTimeout(ctx, vmStartTimeout)
 	defer cancel()
 	info, err := c.drv.Start(sctx, cfg)
@@ -170,9 +168,7 @@ func (c *vmController) started(ctx context.Context, cfg vm.Config, facts events.
 
 func (c *vmController) stop(ctx context.Context, ch fsm.Change) error {
 	c.watchToken++
-	sctx, cancel := context.WithTimeout(ctx, vmStopTimeout)
-	defer cancel()
-	if err := c.drv.Stop(sctx); err != nil {
+	if err := c.stopDriver(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -182,6 +178,13 @@ func (c *vmController) stop(ctx context.Context, ch fsm.Change) error {
 	c.succeeded()
 	ch.Facts.PID = events.Int(0)
 	return c.m.Fire(ctx, fsm.VMStopped, ch)
+}
+
+// stopDriver stops the machine, gracefully for at most vmStopTimeout.
+func (c *vmController) stopDriver(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, vmStopTimeout)
+	defer cancel()
+	return c.drv.Stop(sctx)
 }
 
 // reconcile settles a machine whose state the log cannot tell (after a
@@ -211,9 +214,7 @@ func (c *vmController) reconcile(ctx context.Context, a vmAction) error {
 	if info.Phase == vm.PhaseRunning || info.Phase == vm.PhaseBroken {
 		// A half-started or unwanted machine is cleaned up at once; the
 		// next decision starts it again if it should run.
-		sctx, cancel := context.WithTimeout(ctx, vmStopTimeout)
-		defer cancel()
-		if err := c.drv.Stop(sctx); err != nil {
+		if err := c.stopDriver(ctx); err != nil {
 			return c.recordFailure(ctx, "stop", gen, fmt.Errorf("stop the %s machine found %s: %w", c.drv.Name(), info.Phase, err))
 		}
 		if info.Phase == vm.PhaseBroken {

@@ -64,6 +64,8 @@ type Driver interface {
 	// succeeds promptly from any state a crash can leave (PhaseBroken, a
 	// half-started machine, stale sockets, pid files, mounts): it removes
 	// the leftovers itself, so the caller never has to Stop or wait first.
+	// A machine that already runs with cfg's restart key (SameRestartKey)
+	// is adopted as it is, so the caller need not Inspect first.
 	Start(ctx context.Context, cfg Config) (Info, error)
 	// Stop stops the machine gracefully, then by force when ctx ends, and
 	// removes what a half-started or crashed machine left behind, so that
