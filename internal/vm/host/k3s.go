@@ -639,11 +639,8 @@ func (d *Driver) StopKubernetes(ctx context.Context) error {
 		return err
 	}
 	defer d.release()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.opts.StopTimeout)
-		defer cancel()
-	}
+	ctx, cancel := d.stopDeadline(ctx)
+	defer cancel()
 	return d.stopK3sLocked(ctx, 0)
 }
 

@@ -32,11 +32,8 @@ func (d *Driver) Stop(ctx context.Context) error {
 		return err
 	}
 	defer d.release()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.opts.StopTimeout)
-		defer cancel()
-	}
+	ctx, cancel := d.stopDeadline(ctx)
+	defer cancel()
 	// k3s runs on the engine: it goes first.
 	if err := d.stopKubernetesForMachine(ctx); err != nil {
 		return err
@@ -149,6 +146,15 @@ func (d *Driver) removeRuntimeFiles() {
 			d.log.Warn("cannot remove runtime file", zap.String("path", f), zap.Error(err))
 		}
 	}
+}
+
+// stopDeadline bounds a stop by Options.StopTimeout unless the caller
+// already set a deadline.
+func (d *Driver) stopDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d.opts.StopTimeout)
 }
 
 // Delete stops the machine (SIGTERM with a short grace, then SIGKILL) and
