@@ -92,6 +92,9 @@ type Driver struct {
 	cur      *machine   // the watcher of the machine last seen running
 	watchers []*machine // every watcher not yet known to be finished
 	closed   bool
+
+	// k3s watches the k3s process rdd runs beside the engine (k3s.go).
+	k3s k3sSupervisor
 }
 
 var _ vm.Driver = (*Driver)(nil)

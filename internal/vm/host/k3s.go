@@ -187,9 +187,7 @@ func (w *k3sWatch) is(rec procRecord) bool {
 	return w.rec.PID == rec.PID && w.rec.StartTicks == rec.StartTicks
 }
 
-// k3sSupervisor is the Driver's k3s bookkeeping. It lives beside the Driver
-// (k3sSupervisors) rather than in it because driver.go belongs to the
-// crash-healing work; a field of Driver can replace the map later.
+// k3sSupervisor is the Driver's k3s bookkeeping (Driver.k3s).
 type k3sSupervisor struct {
 	mu      sync.Mutex // never held while waiting
 	cur     *k3sWatch
@@ -197,14 +195,9 @@ type k3sSupervisor struct {
 	closed  bool
 }
 
-var k3sSupervisors sync.Map // *Driver → *k3sSupervisor
+func (d *Driver) kube() *k3sSupervisor { return &d.k3s }
 
-func (d *Driver) kube() *k3sSupervisor {
-	v, _ := k3sSupervisors.LoadOrStore(d, &k3sSupervisor{})
-	return v.(*k3sSupervisor)
-}
-
-// closeKubernetes stops the k3s watchers and forgets the Driver; k3s keeps
+// closeKubernetes stops the k3s watchers; k3s keeps
 // running for a later Driver to re-adopt. Close must call it.
 func (d *Driver) closeKubernetes() {
 	s := d.kube()
@@ -217,7 +210,6 @@ func (d *Driver) closeKubernetes() {
 		w.cancel()
 		<-w.done
 	}
-	k3sSupervisors.Delete(d)
 }
 
 // trackK3s returns the watcher of rec, starting one unless this Driver
