@@ -402,7 +402,7 @@ func (d *Driver) spawnK3s(ctx context.Context, cfg vm.KubernetesConfig, kl k3sLa
 	if err := writeK3sState(kl.stateFile, st); err != nil {
 		return vm.KubernetesInfo{}, fmt.Errorf("host: %w", err)
 	}
-	cmd, rec, err := spawnWithEnv(argv[0], argv[1:], kl.log, k3sEnv(os.Environ(), kl.configFile))
+	cmd, rec, err := spawnK3sProcess(argv, kl)
 	if err != nil {
 		_ = os.Remove(kl.stateFile)
 		return vm.KubernetesInfo{}, fmt.Errorf("host: %w", err)
@@ -516,33 +516,12 @@ func k3sEnv(env []string, configFile string) []string {
 	return append(out, "K3S_CONFIG_FILE="+configFile)
 }
 
-// spawnWithEnv is spawn (process.go) with the child's environment given:
-// own process group, stdin /dev/null, output appended to logPath, working
-// directory /, and no exec.CommandContext, because k3s must outlive rdd.
-func spawnWithEnv(bin string, args []string, logPath string, env []string) (*exec.Cmd, procRecord, error) {
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, procRecord{}, fmt.Errorf("open log %s: %w", logPath, err)
-	}
-	defer logf.Close() // the child holds its own copy
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = "/"
-	cmd.Env = env
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, procRecord{}, fmt.Errorf("start %s: %w", bin, err)
-	}
-	rec := procRecord{Name: "k3s", PID: cmd.Process.Pid, Log: logPath}
-	st, err := proc.ReadStat(rec.PID)
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, procRecord{}, fmt.Errorf("read start time of %s (pid %d): %w", bin, rec.PID, err)
-	}
-	rec.StartTicks = st.StartTicks
-	return cmd, rec, nil
+// spawnK3sProcess starts k3s as the leader of its own process group, with
+// k3s's own configuration kept out of its environment (k3sEnv).
+func spawnK3sProcess(argv []string, kl k3sLayout) (*exec.Cmd, procRecord, error) {
+	cmd, rec, err := spawnEnv(argv[0], argv[1:], kl.log, 0, k3sEnv(os.Environ(), kl.configFile))
+	rec.Name = "k3s" // whatever the binary is called (RDD_K3S_BIN)
+	return cmd, rec, err
 }
 
 // InspectKubernetes implements vm.KubernetesRunner: a k3s recorded in the

@@ -489,7 +489,7 @@ func TestK3sInterruptedSpawn(t *testing.T) {
 	if err := os.WriteFile(kl.configFile, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd, rec, err := spawnWithEnv(argv[0], argv[1:], kl.log, k3sEnv(os.Environ(), kl.configFile))
+	cmd, rec, err := spawnK3sProcess(argv, kl)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,11 @@ func waitUntil(ctx context.Context, cond func() bool) bool {
 // stderr appended to logPath, working directory /. It does not use
 // exec.CommandContext: the process must outlive ctx and rdd itself.
 func spawn(bin string, args []string, logPath string, pgid int) (*exec.Cmd, procRecord, error) {
+	return spawnEnv(bin, args, logPath, pgid, childEnv(os.Environ()))
+}
+
+// spawnEnv is spawn with the child's environment given.
+func spawnEnv(bin string, args []string, logPath string, pgid int, env []string) (*exec.Cmd, procRecord, error) {
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, procRecord{}, fmt.Errorf("open log %s: %w", logPath, err)
@@ -107,7 +112,7 @@ func spawn(bin string, args []string, logPath string, pgid int) (*exec.Cmd, proc
 	defer logf.Close() // the child holds its own copy
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = "/"
-	cmd.Env = childEnv(os.Environ())
+	cmd.Env = env
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
