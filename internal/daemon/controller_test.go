@@ -258,3 +258,57 @@ func restoreProjectorFrom(log *store.Mem) (*events.Projector, error) {
 // advance moves a synctest bubble's virtual clock by d: it returns at once in
 // real time, once every goroutine of the bubble is blocked.
 func advance(d time.Duration) { <-time.After(d) }
+
+// A VM boots for minutes: Running stays False/Starting until the boot ends,
+// a stop during the boot does not wait for it, and a failed boot is a
+// recorded startFailed that is retried.
+func TestVMBootIsAwaitedWithoutBlockingTheLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, stop := newCtlHarness(t, &fakeDriver{boots: true})
+		defer stop()
+		h.set("running", "true")
+		if s := h.vmState(); s != events.VMStarting {
+			t.Fatalf("vm is %s while it boots, want starting", s)
+		}
+		h.drv.finishBoot(nil)
+		synctest.Wait()
+		if s := h.vmState(); s != events.VMRunning {
+			t.Fatalf("vm is %s after the boot, want running", s)
+		}
+		snap := h.w.Snapshot()
+		if n := snap.Machine(events.MachineVM).Facts.RestartCount; n != 1 {
+			t.Fatalf("restart count %d after the first boot, want 1", n)
+		}
+
+		// A stop while the next boot runs: stopped at once; the boot's late
+		// end changes nothing.
+		h.set("running", "false")
+		h.set("running", "true")
+		if s := h.vmState(); s != events.VMStarting {
+			t.Fatalf("vm is %s during the second boot, want starting", s)
+		}
+		h.set("running", "false")
+		if s := h.vmState(); s != events.VMStopped {
+			t.Fatalf("vm is %s after a stop during the boot, want stopped", s)
+		}
+
+		// A failed boot is recorded and retried.
+		h.set("running", "true")
+		h.drv.finishBoot(errors.New("the guest never became ready"))
+		synctest.Wait()
+		var failed *events.Transition
+		for _, tr := range logged[*events.Transition](t, h.log) {
+			if tr.Event == string(fsm.VMStartFailed) {
+				failed = tr
+			}
+		}
+		if failed == nil || !strings.Contains(failed.Message, "never became ready") {
+			t.Fatalf("the failed boot is not in the log with its reason: %+v", failed)
+		}
+		advance(retryMax)
+		synctest.Wait()
+		if s := h.vmState(); s != events.VMStarting {
+			t.Fatalf("vm is %s after the retry delay, want starting again", s)
+		}
+	})
+}

@@ -21,6 +21,21 @@ type fakeDriver struct {
 	createErr  error
 	deleteErr  error
 	inspectErr error
+	// boots makes Start only begin a boot, as a VM's does; finishBoot ends it.
+	boots  bool
+	booted chan error
+}
+
+// finishBoot ends the boot the last Start began, with err (nil: usable).
+func (f *fakeDriver) finishBoot(err error) {
+	f.mu.Lock()
+	ch := f.booted
+	f.booted = nil
+	if err != nil {
+		f.running = false // a VM that never booted is not left running
+	}
+	f.mu.Unlock()
+	ch <- err
 }
 
 func (f *fakeDriver) setInspectErr(err error) {
@@ -63,7 +78,12 @@ func (f *fakeDriver) Start(_ context.Context, cfg vm.Config) (vm.Info, error) {
 	f.pid += 100
 	f.hash = cfg.Hash()
 	f.exited = make(chan struct{})
-	return f.infoLocked(), nil
+	info := f.infoLocked()
+	if f.boots {
+		f.booted = make(chan error, 1)
+		info.Booted = f.booted
+	}
+	return info, nil
 }
 
 func (f *fakeDriver) infoLocked() vm.Info {

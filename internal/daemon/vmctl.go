@@ -37,6 +37,9 @@ type vmController struct {
 	// watchToken identifies the current exit watch; a stop or delete
 	// bumps it so the exit it causes is not taken for a crash.
 	watchToken int
+	// booting is true while a boot the driver's Start began goes on; the
+	// boot's end comes through the loop's inbox (awaitBoot).
+	booting bool
 }
 
 const (
@@ -63,7 +66,7 @@ func (c *vmController) input(snap events.Snapshot) vmInput {
 	in := vmInput{
 		state: events.VMState(c.m.Current()), exists: snap.Exists && snap.Spec != nil,
 		gen: snap.Generation, observed: st.ObservedGeneration, facts: st.Facts,
-		noun: c.noun, now: c.now(), retryAt: c.retryAt,
+		noun: c.noun, now: c.now(), retryAt: c.retryAt, booting: c.booting,
 	}
 	if in.exists {
 		cfg := c.config(snap)
@@ -151,6 +154,41 @@ func (c *vmController) start(ctx context.Context, cfg vm.Config, facts events.Fa
 		c.failed()
 		return c.m.Fire(ctx, fsm.VMStartFailed, fsm.Change{Generation: ch.Generation, Message: err.Error()})
 	}
+	if info.Booted != nil {
+		c.awaitBoot(ctx, cfg, facts, info, ch)
+		return nil
+	}
+	return c.started(ctx, cfg, facts, info, ch)
+}
+
+// awaitBoot hands the end of a boot the driver began to the loop, so the
+// loop stays free to decide (a stop, a new configuration) while the VM boots.
+func (c *vmController) awaitBoot(ctx context.Context, cfg vm.Config, facts events.Facts, info vm.Info, ch fsm.Change) {
+	c.watchToken++
+	c.booting = true
+	token, booted := c.watchToken, info.Booted
+	go func() {
+		select {
+		case err := <-booted:
+			c.loop.post(ctx, func(ctx context.Context) {
+				if token != c.watchToken {
+					return // a stop or delete came first
+				}
+				c.booting = false
+				if err := c.booted(ctx, cfg, facts, info, ch, err); err != nil {
+					c.logger.Error("record the end of the boot", zap.Error(err))
+				}
+			})
+		case <-ctx.Done():
+		}
+	}()
+}
+
+func (c *vmController) booted(ctx context.Context, cfg vm.Config, facts events.Facts, info vm.Info, ch fsm.Change, bootErr error) error {
+	if bootErr != nil {
+		c.failed()
+		return c.m.Fire(ctx, fsm.VMStartFailed, fsm.Change{Generation: ch.Generation, Message: bootErr.Error()})
+	}
 	return c.started(ctx, cfg, facts, info, ch)
 }
 
@@ -159,6 +197,9 @@ func (c *vmController) started(ctx context.Context, cfg vm.Config, facts events.
 	ch.Facts.PID = events.Int(info.PID)
 	ch.Facts.RestartCount = events.Int(facts.RestartCount + 1)
 	ch.Message = fmt.Sprintf("%s engine is running (pid %d)", cfg.Engine, info.PID)
+	if info.Booted != nil && info.Message != "" {
+		ch.Message = info.Message // a booted VM is what runs, not only its engine
+	}
 	if err := c.m.Fire(ctx, fsm.VMStarted, ch); err != nil {
 		return err
 	}
@@ -168,6 +209,7 @@ func (c *vmController) started(ctx context.Context, cfg vm.Config, facts events.
 
 func (c *vmController) stop(ctx context.Context, ch fsm.Change) error {
 	c.watchToken++
+	c.booting = false
 	if err := c.stopDriver(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -227,6 +269,7 @@ func (c *vmController) reconcile(ctx context.Context, a vmAction) error {
 
 func (c *vmController) delete(ctx context.Context) error {
 	c.watchToken++
+	c.booting = false
 	if err := c.drv.Delete(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

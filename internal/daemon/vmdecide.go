@@ -57,6 +57,9 @@ type vmInput struct {
 	now              time.Time
 	// retryAt is when a failed effect may be tried again (zero: at once).
 	retryAt time.Time
+	// booting is true while a boot that the driver's Start began goes on
+	// (vm.Info.Booted).
+	booting bool
 }
 
 func (in vmInput) retryDue() bool {
@@ -109,6 +112,14 @@ var vmRules = map[events.VMState]func(vmInput) vmAction{
 		return idle
 	},
 	events.VMStarting: func(in vmInput) vmAction {
+		if in.booting {
+			// A VM boots for minutes: a stop or another configuration
+			// does not wait for the boot to end.
+			if !in.running || in.facts.TemplateHash != in.hash {
+				return fire(fsm.VMStop, fsm.Change{Generation: in.gen, Message: "Stopping while the machine boots"})
+			}
+			return idle
+		}
 		if !in.retryDue() { // a crash-loop delay runs
 			return idle
 		}

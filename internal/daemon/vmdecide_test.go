@@ -36,6 +36,7 @@ var (
 	// engineSwitched changes what needs a restart.
 	engineSwitched = func(in *vmInput) { in.gen, in.hash, in.restartKey = 4, "h2", "k2" }
 	noKeyRecorded  = func(in *vmInput) { in.facts.RestartKey = "" }
+	booting        = func(in *vmInput) { in.booting = true }
 )
 
 func TestDecideVM(t *testing.T) {
@@ -64,6 +65,9 @@ func TestDecideVM(t *testing.T) {
 		{"starting runs the start effect", vmIn(events.VMStarting), want{vmStart, "", 3, ""}},
 		{"starting waits out a crash-loop delay", vmIn(events.VMStarting, retryLater), want{vmIdle, "", 0, ""}},
 		{"starting starts after the delay", vmIn(events.VMStarting, retryPast), want{vmStart, "", 3, ""}},
+		{"a boot goes on without a new start", vmIn(events.VMStarting, booting), want{vmIdle, "", 0, ""}},
+		{"a stop does not wait for the boot", vmIn(events.VMStarting, booting, stopped), want{vmFire, fsm.VMStop, 3, "boots"}},
+		{"a new template does not wait for the boot", vmIn(events.VMStarting, booting, engineSwitched), want{vmFire, fsm.VMStop, 4, "boots"}},
 		// running
 		{"running at rest", vmIn(events.VMRunning), want{vmIdle, "", 0, ""}},
 		{"running stops when stop is wanted", vmIn(events.VMRunning, stopped), want{vmFire, fsm.VMStop, 3, "is stopping"}},

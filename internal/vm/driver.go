@@ -49,6 +49,11 @@ type Info struct {
 	Exited <-chan struct{}
 	// Message is a human explanation, e.g. why Phase is PhaseBroken.
 	Message string
+	// Booted, when not nil, reports the end of a boot that Start only
+	// began (a VM takes minutes): nil once the machine is usable, else why
+	// it never became so. Until then the machine is starting, not running.
+	// Drivers whose Start returns a usable machine leave it nil.
+	Booted <-chan error
 }
 
 // Driver is the small lifecycle every VM driver implements. All methods are
