@@ -58,7 +58,12 @@ func newVMController(w *writer, drv vm.Driver, logger *zap.Logger) *vmController
 
 func (c *vmController) run(ctx context.Context) { c.loop.run(ctx) }
 
-func (c *vmController) wakeAt() time.Time { return c.retryAt }
+func (c *vmController) wakeAt() time.Time {
+	if c.booting {
+		return time.Time{} // the boot's end wakes the loop; a past retry time must not
+	}
+	return c.retryAt
+}
 
 // input gathers the decision's inputs from the snapshot.
 func (c *vmController) input(snap events.Snapshot) vmInput {
