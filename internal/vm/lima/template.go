@@ -334,6 +334,7 @@ const (
 	EnvMemory          = "RDD_VM_MEMORY"
 	EnvAccel           = "RDD_VM_ACCEL"
 	EnvRestrictNetwork = "RDD_VM_RESTRICT_NETWORK"
+	EnvDNS             = "RDD_VM_DNS"
 	EnvKeepLogs        = "RDD_KEEP_LOGS"
 	EnvTracePackets    = "RDD_TRACE_PACKETS"
 )
@@ -388,6 +389,20 @@ func FromEnv(getenv func(string) string, base Params) (Params, error) {
 			errs = append(errs, fmt.Errorf("invalid %s value %q: use true or false", EnvRestrictNetwork, v))
 		} else {
 			p.RestrictNetwork = b
+		}
+	}
+	if v := getenv(EnvDNS); v != "" {
+		servers := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+		var bad []string
+		for _, s := range servers {
+			if net.ParseIP(s) == nil {
+				bad = append(bad, s)
+			}
+		}
+		if len(bad) > 0 || len(servers) == 0 {
+			errs = append(errs, fmt.Errorf("invalid %s value %q: want IP addresses separated by commas", EnvDNS, v))
+		} else {
+			p.DNS = servers
 		}
 	}
 	// behavior.md §1.3: these two count as set when not empty, as everywhere

@@ -471,6 +471,9 @@ func TestFromEnv(t *testing.T) {
 		{name: "restrict", env: map[string]string{"RDD_VM_RESTRICT_NETWORK": "true"}, want: func(p *Params) { p.RestrictNetwork = true }},
 		{name: "restrict 1", env: map[string]string{"RDD_VM_RESTRICT_NETWORK": "1"}, want: func(p *Params) { p.RestrictNetwork = true }},
 		{name: "restrict bad", env: map[string]string{"RDD_VM_RESTRICT_NETWORK": "please"}, wantErr: `invalid RDD_VM_RESTRICT_NETWORK value "please": use true or false`},
+		{name: "dns", env: map[string]string{"RDD_VM_DNS": "10.0.2.3, 192.168.5.3"}, want: func(p *Params) { p.DNS = []string{"10.0.2.3", "192.168.5.3"} }},
+		{name: "dns not an IP", env: map[string]string{"RDD_VM_DNS": "10.0.2.3,dns.example"}, wantErr: `invalid RDD_VM_DNS value "10.0.2.3,dns.example": want IP addresses`},
+		{name: "dns only separators", env: map[string]string{"RDD_VM_DNS": " , "}, wantErr: `invalid RDD_VM_DNS value`},
 		{name: "keep logs", env: map[string]string{"RDD_KEEP_LOGS": "1", "RDD_TRACE_PACKETS": "1"}, want: func(p *Params) { p.KeepLogs, p.TracePackets = true, true }},
 		{name: "image", env: map[string]string{"RDD_VM_IMAGE": plain}, want: func(p *Params) { p.Image = Image{Location: plain} }},
 		{name: "image direct boot", env: map[string]string{"RDD_VM_IMAGE": direct}, want: func(p *Params) {
@@ -535,4 +538,48 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return out.String()
+}
+
+// TestParamsFile runs step 1 of the provision script (the params file) as
+// the guest would, with values that need quoting, and reads the file back
+// the way a shell sources it.
+func TestParamsFile(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	t.Setenv("LIMA_HOME", t.TempDir())
+	p := base()
+	p.Home = "/home/it's \"quoted\" $HOME `date` back\\slash"
+	p.KeepLogs, p.TracePackets = true, true
+	b, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := loadLima(t, b)
+	script := y.Provision[0].Script
+	start, end := strings.Index(script, "# 1."), strings.Index(script, "# 2.")
+	if start < 0 || end < start {
+		t.Fatalf("no step 1 in the provision script:\n%s", script)
+	}
+	dir := t.TempDir()
+	step1 := strings.ReplaceAll(script[start:end], "/etc/sysconfig", dir)
+	cmd := exec.Command(sh, "-eu", "-c", step1)
+	for k, v := range y.Param {
+		cmd.Env = append(cmd.Env, "PARAM_"+k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("step 1: %v\n%s", err, out)
+	}
+	for k, v := range y.Param {
+		read := exec.Command(sh, "-c", `. "$1" && eval "printf %s \"\$$2\""`, "sh", filepath.Join(dir, "rancher-desktop"), k)
+		read.Env = []string{} // nothing to inherit: the file alone must set it
+		out, err := read.Output()
+		if err != nil {
+			t.Fatalf("source the params file: %v", err)
+		}
+		if string(out) != v {
+			t.Errorf("%s reads back as %q, want %q", k, out, v)
+		}
+	}
 }
