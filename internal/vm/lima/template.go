@@ -128,6 +128,19 @@ func (p Params) KubeconfigPath() string { return filepath.Join(p.ShareDir(), "k3
 // there, not a hard link: the guest may write to it.
 func (p Params) K3sBinaryPath() string { return filepath.Join(p.ShareDir(), "k3s") }
 
+// PrepareShareDir creates ShareDir (mode 0700: it carries credentials)
+// when the template mounts it, before Lima starts the VM: QEMU's 9p refuses
+// a missing directory, and reverse-sshfs would mount nothing.
+func (p Params) PrepareShareDir() error {
+	if !p.KubernetesEnabled {
+		return nil
+	}
+	if err := os.MkdirAll(p.ShareDir(), 0o700); err != nil {
+		return fmt.Errorf("create the VM's shared directory: %w", err)
+	}
+	return os.Chmod(p.ShareDir(), 0o700)
+}
+
 // DockerSocket is where Lima forwards the guest's /var/run/docker.sock.
 func (p Params) DockerSocket() string { return filepath.Join(p.ShortDir, "docker.sock") }
 

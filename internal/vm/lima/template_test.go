@@ -583,3 +583,25 @@ func TestParamsFile(t *testing.T) {
 		}
 	}
 }
+
+func TestPrepareShareDir(t *testing.T) {
+	p := base()
+	p.ServiceDir = filepath.Join(t.TempDir(), "D")
+	if err := p.PrepareShareDir(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p.ShareDir()); !os.IsNotExist(err) {
+		t.Fatalf("without Kubernetes nothing is mounted, yet the shared directory was made (stat: %v)", err)
+	}
+	p.KubernetesEnabled = true
+	if err := p.PrepareShareDir(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p.ShareDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("shared directory mode %v, want a 0700 directory", fi.Mode())
+	}
+}
