@@ -492,6 +492,9 @@ func ParseMemory(s string) (uint64, error) {
 	if i >= 0 {
 		num, unit = t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
 	}
+	if num == "" {
+		return 0, errors.New("not a size: use e.g. 4GiB or 512MiB")
+	}
 	var mult float64
 	switch unit {
 	case "", "b":
@@ -508,7 +511,7 @@ func ParseMemory(s string) (uint64, error) {
 		return 0, fmt.Errorf("unknown unit %q: use B, KiB, MiB, GiB or TiB", strings.TrimSpace(t[i:]))
 	}
 	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || num == "" {
+	if err != nil {
 		return 0, errors.New("not a size: use e.g. 4GiB or 512MiB")
 	}
 	n := f * mult

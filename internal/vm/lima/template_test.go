@@ -465,6 +465,8 @@ func TestFromEnv(t *testing.T) {
 		{name: "memory bytes", env: map[string]string{"RDD_VM_MEMORY": "536870912"}, want: func(p *Params) { p.Memory = 512 << 20 }},
 		{name: "memory unit", env: map[string]string{"RDD_VM_MEMORY": "4 parsecs"}, wantErr: `invalid RDD_VM_MEMORY value "4 parsecs": unknown unit`},
 		{name: "memory too small", env: map[string]string{"RDD_VM_MEMORY": "1MiB"}, wantErr: `invalid RDD_VM_MEMORY value "1MiB": must be at least 256MiB`},
+		{name: "memory negative", env: map[string]string{"RDD_VM_MEMORY": "-4GiB"}, wantErr: `invalid RDD_VM_MEMORY value "-4GiB": not a size`},
+		{name: "memory two dots", env: map[string]string{"RDD_VM_MEMORY": "1.2.3GiB"}, wantErr: `invalid RDD_VM_MEMORY value "1.2.3GiB": not a size`},
 		{name: "memory no number", env: map[string]string{"RDD_VM_MEMORY": "GiB"}, wantErr: `invalid RDD_VM_MEMORY value "GiB": not a size`},
 		{name: "accel", env: map[string]string{"RDD_VM_ACCEL": "tcg"}, want: func(p *Params) { p.Accel = "tcg" }},
 		{name: "accel unknown", env: map[string]string{"RDD_VM_ACCEL": "whpx"}, wantErr: `invalid RDD_VM_ACCEL value "whpx": valid values: kvm, hvf, tcg`},
