@@ -7,13 +7,27 @@ BIN := bin/rdd
 # Race-enabled tests on 2 cores start several dockerd and an apiserver: be generous.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test test-deps unit bench fuzz run stop lint fmt vet clean
+.PHONY: all build build-lima test test-deps unit bench fuzz run stop lint fmt vet clean
 
 all: build
 
 # A static binary: no dynamic loader at every CLI start (about 0.8 ms here).
-build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rdd
+# It carries the lima driver's programs (rdd-lima and Lima's guest agent,
+# gzipped, see internal/vm/lima/bundle) and extracts them on first use;
+# bin/ holds them unpacked too, which a plain `go build` of rdd finds.
+build: build-lima
+	CGO_ENABLED=0 $(GO) build -trimpath -tags limabundle -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rdd
+
+LIMA_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/lima-vm/lima)
+LIMA_LDFLAGS := -s -w -X github.com/lima-vm/lima/pkg/version.Version=$(LIMA_VERSION)
+LIMA_ARCH := $(shell uname -m | sed 's/arm64/aarch64/')
+BUNDLE := internal/vm/lima/bundle
+
+build-lima:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LIMA_LDFLAGS)' -o bin/rdd-lima ./cmd/rdd-lima
+	GOOS=linux CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LIMA_LDFLAGS)' -o bin/lima-guestagent.Linux-$(LIMA_ARCH) github.com/lima-vm/lima/cmd/lima-guestagent
+	gzip -6 -c bin/rdd-lima > $(BUNDLE)/rdd-lima.gz
+	gzip -6 -c bin/lima-guestagent.Linux-$(LIMA_ARCH) > $(BUNDLE)/lima-guestagent.gz
 
 # test installs what the tests need when it is missing (Debian packages when
 # root, the kube-apiserver test binary and the stand-in k3s into .cache/), then

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/rdd-project/rdd/internal/store"
 	"github.com/rdd-project/rdd/internal/vm"
 	"github.com/rdd-project/rdd/internal/vm/host"
+	"github.com/rdd-project/rdd/internal/vm/lima"
 )
 
 // Options configure one daemon run.
@@ -160,6 +162,12 @@ func vmDriver(opts Options, getenv func(string) string, logger *zap.Logger) (vm.
 	switch driverName {
 	case "host":
 		return host.New(opts.Paths, logger, host.Options{Network: getenv("RDD_HOST_NETWORK")}), reason, nil
+	case "lima":
+		drv, err := limaDriver(opts.Paths, getenv, logger)
+		if err != nil {
+			return nil, "", fmt.Errorf("lima driver (%s): %w", reason, err)
+		}
+		return drv, reason, nil
 	}
 	return nil, "", fmt.Errorf("vm driver %q is not available in this build; use --vm-driver=host", driverName)
 }
@@ -169,7 +177,12 @@ func vmDriver(opts Options, getenv func(string) string, logger *zap.Logger) (vm.
 func (d *daemon) recover(ctx context.Context, drv vm.Driver) error {
 	d.vm = newVMController(d.w, drv, d.logger)
 	d.engine = newEngineController(d.w, d.paths, d.getenv, d.logger)
-	d.kube = newKubeController(d.w, d.paths, d.getenv, drv, d.logger)
+	kpaths := d.paths
+	if k, ok := drv.(interface{ KubeconfigPath() string }); ok {
+		// A VM's k3s writes its kubeconfig where the VM can reach.
+		kpaths.K3sConfig = k.KubeconfigPath()
+	}
+	d.kube = newKubeController(d.w, kpaths, d.getenv, drv, d.logger)
 	snap := d.w.Snapshot()
 	if err := d.vm.recover(ctx, snap); err != nil {
 		return fmt.Errorf("recover vm state: %w", err)
@@ -273,29 +286,49 @@ func restoreProjector(log *store.Log) (*events.Projector, error) {
 	return proj, nil
 }
 
-// chooseDriver applies design.md §4: flag, then RDD_VM_DRIVER, then auto.
+// chooseDriver applies design.md §4: flag, then RDD_VM_DRIVER, then auto
+// (vm.Choose: lima on macOS, and on Linux when not root with QEMU; else host).
 func chooseDriver(flag string, getenv func(string) string) (name, reason string, err error) {
-	name, reason = flag, "--vm-driver="+flag
-	if name == "" {
-		name, reason = getenv("RDD_VM_DRIVER"), "RDD_VM_DRIVER="+getenv("RDD_VM_DRIVER")
+	requested, source := flag, "--vm-driver="+flag
+	if requested == "" {
+		requested, source = getenv("RDD_VM_DRIVER"), "RDD_VM_DRIVER="+getenv("RDD_VM_DRIVER")
 	}
-	switch name {
-	case "", "auto":
-		// Until the lima driver exists, auto means host on every platform
-		// that has one.
-		if runtime.GOOS != "linux" {
-			return "", "", errors.New("no VM driver is available on " + runtime.GOOS + " yet: the lima driver is not built in")
-		}
-		return "host", "auto: Linux without the lima driver uses the host", nil
-	case "host":
-		if runtime.GOOS != "linux" {
-			return "", "", errors.New("the host driver needs Linux")
-		}
-		return "host", reason, nil
-	case "lima":
-		return "lima", reason, nil
+	name, reason, err = vm.Choose(requested, runtime.GOOS, os.Geteuid(), vm.QEMUInstalled(runtime.GOARCH, getenv, exec.LookPath))
+	if err != nil {
+		return "", "", err
 	}
-	return "", "", fmt.Errorf("unknown vm driver %q: valid values: auto, host, lima", name)
+	if reason == "requested" {
+		reason = source
+	}
+	return name, reason, nil
+}
+
+// limaDriver builds the lima driver from the environment (docs/lima.md).
+func limaDriver(p paths.Paths, getenv func(string) string, logger *zap.Logger) (*lima.Driver, error) {
+	base, err := lima.FromEnv(getenv, lima.Defaults(p))
+	if err != nil {
+		return nil, err
+	}
+	if base.Accel == "" {
+		base.Accel = lima.DefaultAccel(runtime.GOOS, kvmUsable())
+	}
+	helper, err := lima.Locate(getenv, p.CacheDir, base.Arch)
+	if err != nil {
+		return nil, err
+	}
+	return lima.New(lima.Options{Helper: helper, LimaHome: p.LimaHome, Base: base, Logger: logger})
+}
+
+// kvmUsable says whether this user can open /dev/kvm. Nested
+// virtualisation can offer a /dev/kvm that stock kernels do not boot
+// under; RDD_VM_ACCEL=tcg is the way out there (docs/lima.md).
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	_ = f.Close()
+	return true
 }
 
 // retention resolves the retention policy: the option, else RDD_RETAIN_EVENTS.
