@@ -54,7 +54,7 @@ type Driver struct {
 }
 
 var (
-	_ vm.Driver      = (*Driver)(nil)
+	_ vm.Driver       = (*Driver)(nil)
 	_ vm.RestartKeyer = (*Driver)(nil)
 )
 
