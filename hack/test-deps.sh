@@ -11,6 +11,13 @@ command -v containerd >/dev/null 2>&1 || need_pkgs+=(containerd)
 [ -x /usr/bin/busybox ] || [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
 command -v chattr >/dev/null 2>&1 || need_pkgs+=(e2fsprogs)
+# The lima driver's tests create instances with Lima's library (disks by
+# qemu-img; the driver wants QEMU present); nothing boots in make test.
+command -v qemu-img >/dev/null 2>&1 || need_pkgs+=(qemu-utils)
+case "$(uname -m)" in
+x86_64) command -v qemu-system-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-system-x86) ;;
+aarch64) command -v qemu-system-aarch64 >/dev/null 2>&1 || need_pkgs+=(qemu-system-arm) ;;
+esac
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

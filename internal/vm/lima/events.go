@@ -29,10 +29,6 @@ type agentEvent struct {
 	Status agentStatus `json:"status"`
 }
 
-// maxEventLine bounds one event line: a host agent's events are small, and
-// a damaged file must not make the daemon read it whole into one line.
-const maxEventLine = 64 << 10
-
 // eventReader follows the event file from where it last stopped and
 // returns the newest status it has seen.
 type eventReader struct {
@@ -56,14 +52,15 @@ func (r *eventReader) next(path string) (agentStatus, error) {
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
-			// Skip an over-long line whole; it is not an event of ours.
+			// Skip an over-long line whole, a buffer at a time: it is
+			// not an event of ours, and it must not be held in memory.
 			n := int64(len(line))
-			for err == bufio.ErrBufferFull && n < maxEventLine {
+			for err == bufio.ErrBufferFull {
 				line, err = br.ReadSlice('\n')
 				n += int64(len(line))
 			}
 			if err != nil {
-				return r.last, nil
+				return r.last, nil // complete it next time
 			}
 			r.offset += n
 			continue
