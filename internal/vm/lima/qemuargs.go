@@ -36,6 +36,11 @@ func DefaultAccel(goos string, kvmUsable bool) string {
 // the host's forwarded ports: QEMU's user network gets restrict=on. args is
 // not modified.
 func RewriteQEMUArgs(args []string, accel string, restrict bool) []string {
+	if isQuery(args) {
+		// Lima asks QEMU what it supports (-M none -accel help): the
+		// answer must be QEMU's own, and adding -accel would boot a machine.
+		return append([]string(nil), args...)
+	}
 	out := make([]string, 0, len(args)+2)
 	tcg := accel == AccelTCG
 	haveTCG := false
@@ -130,4 +135,18 @@ func restricted(v string) string {
 		}
 	}
 	return v + ",restrict=on"
+}
+
+// isQuery: a command line that asks QEMU a question and boots nothing.
+func isQuery(args []string) bool {
+	for i, a := range args {
+		opt := "-" + strings.TrimLeft(a, "-")
+		switch {
+		case opt == "-version" || opt == "-help":
+			return true
+		case (opt == "-accel" || opt == "-machine" || opt == "-M" || opt == "-cpu" || opt == "-device") && i+1 < len(args) && (args[i+1] == "help" || args[i+1] == "?"):
+			return true
+		}
+	}
+	return false
 }

@@ -24,6 +24,10 @@ func TestRewriteQEMUArgs(t *testing.T) {
 		restrict bool
 		want     string
 	}{
+		{name: "Lima's accelerator query is QEMU's own", args: "-M none -accel help", accel: "tcg", restrict: true,
+			want: "-M none -accel help"},
+		{name: "a version query boots nothing", args: "-version", accel: "tcg",
+			want: "-version"},
 		{name: "kvm stays", args: "-cpu host -machine q35,accel=kvm", accel: "kvm",
 			want: "-cpu host -machine q35,accel=kvm"},
 		{name: "hvf stays", args: "-cpu host -machine virt,accel=hvf", accel: "hvf",
