@@ -146,6 +146,13 @@ const pidFileWait = 5 * time.Second
 // runs with the same lima.yaml is adopted; one with another template, or a
 // broken instance, is stopped first. tmpl replaces lima.yaml when it differs.
 func Start(ctx context.Context, name string, tmpl []byte, self string) (lima.Started, error) {
+	// An instance removed behind rdd's back (limactl delete, a cleaned
+	// LIMA_HOME), or whose create was interrupted, is made again.
+	if found, err := Inspect(name); err == nil && (!found.Exists || found.Preparing) {
+		if _, err := Create(ctx, name, tmpl); err != nil {
+			return lima.Started{}, err
+		}
+	}
 	inst, err := store.Inspect(name)
 	if err != nil {
 		return lima.Started{}, fmt.Errorf("inspect the Lima instance %q: %w", name, err)
