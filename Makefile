@@ -7,7 +7,7 @@ BIN := bin/rdd
 # Race-enabled tests on 2 cores start several dockerd and an apiserver: be generous.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build build-lima test test-deps unit bench fuzz run stop lint fmt vet clean
+.PHONY: all build build-lima test test-deps unit bench fuzz run stop lint fmt vet clean vm-image vm-baseline e2e
 
 all: build
 
@@ -52,6 +52,20 @@ bench: test-deps build
 # fuzz runs every fuzz target for FUZZTIME each (default 10m): make fuzz FUZZTIME=30s
 fuzz:
 	./hack/fuzz.sh
+
+# vm-image builds the lima driver's guest image (Debian bookworm, Docker, Lima's
+# guest agent) from the configured Debian mirror, offline otherwise, and caches
+# it in ${RDD_VM_IMAGE_DIR:-~/.cache/rdd/vm-image}/<recipe hash>/; it prints
+# the RDD_VM_IMAGE line (vmlinuz, initrd.img and cmdline sit next to disk.qcow2).
+# Building needs root (sudo make vm-image); a cached image is just printed.
+vm-image:
+	./hack/vm-image.sh
+
+# vm-baseline boots that image with plain limactl (TCG, restrict=on) as an
+# unprivileged user and prints boot/docker/stop timings: the figures `rdd start`
+# with the lima driver is compared against. Heavy: one TCG boot.
+vm-baseline:
+	./hack/vm-baseline.sh
 
 # run builds rdd, starts its daemon (host driver on Linux) and brings the
 # environment up: `rdd start` returns when everything is Settled.
