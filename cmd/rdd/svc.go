@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -178,55 +177,6 @@ func newSvcStatusCommand(e *env) *cobra.Command {
 		},
 	}
 	out.add(cmd, formats...)
-	return cmd
-}
-
-func newSvcLogsCommand(e *env) *cobra.Command {
-	var follow, stdout, stderr bool
-	cmd := &cobra.Command{
-		Use:   "logs [-f] [--stdout|--stderr]",
-		Short: "Print the daemon log",
-		Long: doc(`
-			Print the daemon's log (JSON lines). --follow keeps printing what is
-			appended, across rotations, until interrupted. --stdout and --stderr
-			print the daemon process's captured output instead.`),
-		Example: example(`
-			rdd svc logs
-			rdd svc logs -f | jq -r .msg
-			rdd svc logs --stderr`),
-		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := e.instance()
-			if err != nil {
-				return err
-			}
-			if stdout && stderr {
-				return usageErrf("--stdout and --stderr cannot be combined")
-			}
-			path := p.DaemonLog
-			switch {
-			case stdout:
-				path = p.DaemonStdoutLog
-			case stderr:
-				path = p.DaemonStderrLog
-			}
-			if follow {
-				return svc.Follow(cmd.Context(), path, e.stdout)
-			}
-			f, err := os.Open(path)
-			if errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("no log at %s: the daemon of instance %s has not run", path, p.Instance)
-			} else if err != nil {
-				return fmt.Errorf("read log: %w", err)
-			}
-			defer f.Close()
-			_, err = f.WriteTo(e.stdout)
-			return err
-		},
-	}
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new log lines until interrupted")
-	cmd.Flags().BoolVar(&stdout, "stdout", false, "print the daemon's standard output log")
-	cmd.Flags().BoolVar(&stderr, "stderr", false, "print the daemon's standard error log")
 	return cmd
 }
 
