@@ -330,11 +330,14 @@ func TestRunExitCodeAndEnvironment(t *testing.T) {
 		set:  func(api.SetRequest) (api.SetResponse, error) { return api.SetResponse{Generation: 1}, nil },
 	}
 	h.serve(b)
+	p := h.e.paths
+	if err := os.MkdirAll(p.BinDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	code := h.run("run", "--", "sh", "-c", `echo "$DOCKER_CONTEXT ${DOCKER_HOST-unset} $KUBECONFIG ${PATH%%:*}"; exit 7`)
 	if code != 7 {
 		t.Fatalf("run = %d, want 7; stderr %q", code, h.stderr)
 	}
-	p := h.e.paths
 	if want := p.Name + " unset " + p.KubeConfig + " " + p.BinDir + "\n"; h.stdout.String() != want {
 		t.Errorf("child saw %q, want %q", h.stdout, want)
 	}
