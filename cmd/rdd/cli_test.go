@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/rdd-project/rdd/internal/api"
 )
 
 func TestSvcPaths(t *testing.T) {
@@ -97,14 +100,18 @@ func TestVersion(t *testing.T) {
 	if code := h.run("version"); code != 0 {
 		t.Fatal(code)
 	}
-	line := h.stdout.String()
+	out := h.stdout.String()
+	line, _, _ := strings.Cut(out, "\n")
 	if !strings.HasPrefix(line, "rdd version v1.2.3 (commit abc123, go") {
-		t.Errorf("version = %q", line)
+		t.Errorf("version = %q", out)
+	}
+	if want := line + "\ndaemon of instance t: not running\n"; out != want {
+		t.Errorf("version with the daemon down = %q, want %q", out, want)
 	}
 	for _, flag := range []string{"--version", "--version=true"} {
 		h.reset()
-		if code := h.run(flag); code != 0 || h.stdout.String() != line {
-			t.Errorf("rdd %s = %d, %q; want the same as rdd version", flag, code, h.stdout)
+		if code := h.run(flag); code != 0 || h.stdout.String() != line+"\n" {
+			t.Errorf("rdd %s = %d, %q; want the first line of rdd version", flag, code, h.stdout)
 		}
 	}
 	h.reset()
@@ -112,8 +119,53 @@ func TestVersion(t *testing.T) {
 		t.Errorf("rdd --version=raw = %d, %q", code, h.stdout)
 	}
 	h.reset()
-	if code := h.run("version", "-o", "json"); code != 0 || !strings.Contains(h.stdout.String(), `"version":"v1.2.3"`) {
-		t.Errorf("rdd version -o json = %d, %q", code, h.stdout)
+	if code := h.run("version", "-o", "json"); code != 0 {
+		t.Fatalf("rdd version -o json = %d: %s", code, h.stderr)
+	}
+	var down map[string]any
+	if err := json.Unmarshal([]byte(h.stdout.String()), &down); err != nil {
+		t.Fatalf("rdd version -o json: %v: %s", err, h.stdout)
+	}
+	if down["version"] != "v1.2.3" || down["commit"] != "abc123" || down["goVersion"] != runtime.Version() ||
+		down["daemonRunning"] != false || down["daemon"] != nil || down["instance"] != "t" {
+		t.Errorf("rdd version -o json with the daemon down = %s", h.stdout)
+	}
+}
+
+func TestVersionWithDaemon(t *testing.T) {
+	h := newHarness(t)
+	h.serveWith(&fakeBackend{}, api.ServerOptions{Version: "v1.2.0", Commit: "def456", BuildDate: "2026-11-01T00:00:00Z",
+		Components: func() (*api.Component, *api.Component) {
+			return &api.Component{Name: "moby", Version: "27.3.1"}, &api.Component{Name: "k3s", Version: "v1.33.1+k3s1"}
+		}})
+	if code := h.run("version"); code != 0 {
+		t.Fatalf("version = %d: %s", code, h.stderr)
+	}
+	for _, want := range []string{
+		"daemon of instance t: rdd version v1.2.0 (commit def456, built 2026-11-01T00:00:00Z, " + runtime.Version() + "), pid ",
+		"  engine:     moby 27.3.1\n",
+		"  kubernetes: k3s v1.33.1+k3s1\n",
+	} {
+		if !strings.Contains(h.stdout.String(), want) {
+			t.Errorf("version lacks %q:\n%s", want, h.stdout)
+		}
+	}
+	h.reset()
+	if code := h.run("version", "-o", "json"); code != 0 {
+		t.Fatalf("version -o json = %d: %s", code, h.stderr)
+	}
+	var r versionReport
+	if err := json.Unmarshal([]byte(h.stdout.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.DaemonRunning || r.Daemon == nil || r.Daemon.Version != "v1.2.0" || r.Daemon.Commit != "def456" ||
+		r.Daemon.Engine == nil || r.Daemon.Engine.Version != "27.3.1" || r.Daemon.Kubernetes == nil || r.Daemon.Kubernetes.Version != "v1.33.1+k3s1" ||
+		r.Version != "v1.2.3" {
+		t.Errorf("version -o json = %s", h.stdout)
+	}
+	h.reset()
+	if code := h.run("version", "-o", "yaml"); code != 0 || !strings.Contains(h.stdout.String(), "daemonRunning: true") {
+		t.Errorf("version -o yaml = %d: %s", code, h.stdout)
 	}
 }
 

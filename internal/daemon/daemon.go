@@ -38,6 +38,8 @@ type Options struct {
 	LogLevel string
 	// Version is the rdd version recorded in DaemonStarted.
 	Version string
+	// Commit and BuildDate describe the build, for GET /v1/healthz.
+	Commit, BuildDate string
 	// Ready, if non-nil, is closed once the socket serves.
 	Ready chan<- struct{}
 	// Getenv reads the daemon's environment (frozen at start, F20); nil means os.Getenv.
@@ -191,7 +193,8 @@ func (d *daemon) serve(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(d, d.logger, api.ServerOptions{Version: opts.Version, Engine: d.engine})
+	srv := api.NewServer(d, d.logger, api.ServerOptions{Version: opts.Version, Commit: opts.Commit, BuildDate: opts.BuildDate,
+		Engine: d.engine, Components: d.components})
 
 	cctx, ccancel := context.WithCancel(context.WithoutCancel(ctx))
 	var ctlWG sync.WaitGroup
@@ -333,6 +336,24 @@ type daemon struct {
 }
 
 var _ api.Backend = (*daemon)(nil)
+
+// components says which engine and k3s run, for `rdd version`: from the
+// snapshot in memory and the engine watcher's last connection, so a health
+// check stays free of I/O. A component counts as running once its
+// condition is True.
+func (d *daemon) components() (eng, kube *api.Component) {
+	snap := d.w.Snapshot()
+	if snap.Spec == nil {
+		return nil, nil
+	}
+	if c, ok := snap.Condition(events.CondContainerEngineReady); ok && c.Status == events.StatusTrue {
+		eng = &api.Component{Name: string(snap.Spec.ContainerEngine.Name), Version: d.engine.engineVersion()}
+	}
+	if c, ok := snap.Condition(events.CondKubernetesReady); ok && c.Status == events.StatusTrue && snap.Spec.Kubernetes.Enabled {
+		kube = &api.Component{Name: "k3s", Version: d.kube.tag(snap)}
+	}
+	return eng, kube
+}
 
 func (d *daemon) Snapshot() events.Snapshot { return d.w.Snapshot() }
 
