@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,8 +170,81 @@ func TestVersionWithDaemon(t *testing.T) {
 	}
 }
 
+// complete runs cobra's completion request and returns the candidates
+// and the directive line.
+func complete(t *testing.T, args ...string) (cands []string, directive string) {
+	t.Helper()
+	h := newHarness(t)
+	if code := h.run(append([]string{"__complete"}, args...)...); code != 0 {
+		t.Fatalf("__complete %q = %d: %s", args, code, h.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(h.stdout.String(), "\n"), "\n")
+	for _, l := range lines[:len(lines)-1] {
+		name, _, _ := strings.Cut(l, "\t")
+		cands = append(cands, name)
+	}
+	return cands, lines[len(lines)-1]
+}
+
+func TestCompletionOfSetAndFlags(t *testing.T) {
+	cands, dir := complete(t, "set", "")
+	if want := []string{"containerEngine.name=", "kubernetes.enabled=", "kubernetes.version=", "running="}; !slices.Equal(cands, want) || dir != ":6" {
+		t.Errorf("set <TAB> = %q %s, want %q :6 (no space, no files)", cands, dir, want)
+	}
+	if cands, _ := complete(t, "set", "running=false", "containerEngine.name="); !slices.Equal(cands, []string{"containerEngine.name=moby", "containerEngine.name=containerd"}) {
+		t.Errorf("set containerEngine.name=<TAB> = %q", cands)
+	}
+	if cands, _ := complete(t, "set", "kubernetes.enabled="); !slices.Equal(cands, []string{"kubernetes.enabled=true", "kubernetes.enabled=false"}) {
+		t.Errorf("set kubernetes.enabled=<TAB> = %q", cands)
+	}
+	cands, _ = complete(t, "set", "kubernetes.version=")
+	if len(cands) < 10 || !slices.Contains(cands, "kubernetes.version=1.32.0") || !slices.Contains(cands, "kubernetes.version=stable") ||
+		cands[0] == "kubernetes.version=1.32.0" {
+		t.Errorf("set kubernetes.version=<TAB> = %q, want the bundled versions newest first, then the channels", cands)
+	}
+	if cands, _ := complete(t, "status", "-o", ""); !slices.Equal(cands, []string{"text", "json", "yaml"}) {
+		t.Errorf("status -o <TAB> = %q", cands)
+	}
+	if cands, _ := complete(t, "svc", "paths", "-o", ""); !slices.Equal(cands, []string{"table", "json", "shell"}) {
+		t.Errorf("svc paths -o <TAB> = %q", cands)
+	}
+	if cands, _ := complete(t, "why", ""); !slices.Contains(cands, "KubernetesReady") || !slices.Contains(cands, "Settled") {
+		t.Errorf("why <TAB> = %q", cands)
+	}
+	if cands, _ := complete(t, "completion", ""); !slices.Contains(cands, "powershell") {
+		t.Errorf("completion <TAB> = %q", cands)
+	}
+}
+
+func TestSetList(t *testing.T) {
+	h := newHarness(t)
+	if code := h.run("set", "--list"); code != 0 {
+		t.Fatalf("set --list = %d: %s", code, h.stderr)
+	}
+	for _, want := range []string{"containerEngine.name  moby containerd\n", "running               true false\n", "1.32.0"} {
+		if !strings.Contains(h.stdout.String(), want) {
+			t.Errorf("set --list lacks %q:\n%s", want, h.stdout)
+		}
+	}
+	if h.daemonStarts != 0 {
+		t.Error("set --list started the daemon")
+	}
+	h.reset()
+	if code := h.run("set", "--list", "kubernetes.version"); code != 0 {
+		t.Fatalf("set --list kubernetes.version = %d: %s", code, h.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(h.stdout.String(), "\n"), "\n")
+	if !slices.Contains(lines, "1.32.0") || !slices.Contains(lines, "stable") {
+		t.Errorf("set --list kubernetes.version = %q", lines)
+	}
+	h.reset()
+	if code := h.run("set", "--list", "nope"); code != 2 || !strings.Contains(h.stderr.String(), "unknown property") {
+		t.Errorf("set --list nope = %d: %s", code, h.stderr)
+	}
+}
+
 func TestCompletion(t *testing.T) {
-	for _, shell := range []string{"bash", "zsh", "fish"} {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
 		h := newHarness(t)
 		if code := h.run("completion", shell); code != 0 || !strings.Contains(h.stdout.String(), "rdd") {
 			t.Errorf("completion %s = %d, %d bytes", shell, code, len(h.stdout.String()))

@@ -98,8 +98,13 @@ func TestSetRejectedExits3(t *testing.T) {
 	if code := h.run("set", "running=false", "kubernetes.enabled=true", "kubernetes.version=1.31.99"); code != 3 {
 		t.Fatalf("set = %d, want 3; stderr %q", code, h.stderr)
 	}
-	if h.stderr.String() != "Error: "+msg+"\n" {
-		t.Errorf("stderr = %q", h.stderr)
+	// The daemon's wording is fixed (behavior.md §2.1); the CLI names the
+	// valid versions after it.
+	got := h.stderr.String()
+	if !strings.HasPrefix(got, "Error: "+msg+"\nvalid versions: 1.32.0, 1.32.1, ") ||
+		!strings.Contains(got, "\nchannels: ") || !strings.Contains(got, "stable") ||
+		!strings.Contains(got, "rdd set --list kubernetes.version") {
+		t.Errorf("stderr = %q", got)
 	}
 }
 

@@ -82,9 +82,12 @@ func (e *env) printResult(f render.Format, r setResult) error {
 }
 
 func newSetCommand(e *env) *cobra.Command {
-	var o waitOptions
+	var (
+		o    waitOptions
+		list bool
+	)
 	cmd := &cobra.Command{
-		Use:   "set [--dry-run] [--wait=BOOL] [--timeout=DUR] PROPERTY=VALUE...",
+		Use:   "set [--dry-run] [--wait=BOOL] [--timeout=DUR] PROPERTY=VALUE... | set --list [PROPERTY...]",
 		Short: "Change the App spec and wait until the App has settled",
 		Long: doc(`
 			Set properties of the App spec, creating the App if it does not exist,
@@ -103,14 +106,28 @@ func newSetCommand(e *env) *cobra.Command {
 
 			--dry-run validates the change and prints what it would change, then
 			exits without waiting. It writes nothing: an absent App stays absent
-			(the reference creates it, F17; rdd deliberately does not).`) + propertiesHelp(),
+			(the reference creates it, F17; rdd deliberately does not).
+
+			--list prints the values each property accepts (with PROPERTY, one
+			value a line: for kubernetes.version the bundled versions, newest
+			first, then the channels) and needs no daemon.`) + propertiesHelp(),
 		Example: example(`
 			rdd set running=true
 			rdd set kubernetes.enabled=true kubernetes.version=1.33
 			rdd set --wait=false containerEngine.name=containerd
-			rdd set --dry-run kubernetes.version=1.32.2`),
-		Args: usageArgs(cobra.MinimumNArgs(1)),
+			rdd set --dry-run kubernetes.version=1.32.2
+			rdd set --list kubernetes.version`),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if list {
+				return nil
+			}
+			return usageArgs(cobra.MinimumNArgs(1))(cmd, args)
+		},
+		ValidArgsFunction: completeSet,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if list {
+				return e.writeValues(args)
+			}
 			props, err := spec.ParseAssignments(args)
 			if err != nil {
 				return usageErr(err)
@@ -125,6 +142,7 @@ func newSetCommand(e *env) *cobra.Command {
 		},
 	}
 	addWaitFlags(cmd, &o)
+	cmd.Flags().BoolVar(&list, "list", false, "print the values the properties accept, and change nothing")
 	return cmd
 }
 
@@ -175,7 +193,7 @@ func (e *env) applySpec(ctx context.Context, props map[string]string, o waitOpti
 	}
 	resp, err := c.Set(ctx, api.SetRequest{Set: props, DryRun: o.dryRun, Command: command})
 	if err != nil {
-		return err
+		return explainRejection(err, props)
 	}
 	r := setResult{Generation: resp.Generation, Seq: resp.Seq, Changed: resp.Changed, Created: resp.Created, DryRun: o.dryRun}
 	data := o.format == render.JSON || o.format == render.YAML

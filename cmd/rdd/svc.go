@@ -207,6 +207,7 @@ func newSvcPathsCommand(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or shell")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]cobra.Completion{"table", "json", "shell"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

@@ -185,7 +185,7 @@ func printVersion(e *env, value string) error {
 
 func newCompletionCommand(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:   "completion bash|zsh|fish",
+		Use:   "completion bash|zsh|fish|powershell",
 		Short: "Print a shell completion script",
 		Long: doc(`
 			Print the completion script for a shell. Load it in the current shell,
@@ -193,8 +193,9 @@ func newCompletionCommand(e *env) *cobra.Command {
 		Example: example(`
 			source <(rdd completion bash)
 			rdd completion zsh > "${fpath[1]}/_rdd"
-			rdd completion fish > ~/.config/fish/completions/rdd.fish`),
-		ValidArgs: []string{"bash", "zsh", "fish"},
+			rdd completion fish > ~/.config/fish/completions/rdd.fish
+			rdd completion powershell | Out-String | Invoke-Expression`),
+		ValidArgs: []string{"bash", "zsh", "fish", "powershell"},
 		Args:      usageArgs(cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root := cmd.Root()
@@ -203,6 +204,8 @@ func newCompletionCommand(e *env) *cobra.Command {
 				return root.GenBashCompletionV2(e.stdout, true)
 			case "zsh":
 				return root.GenZshCompletion(e.stdout)
+			case "powershell":
+				return root.GenPowerShellCompletionWithDesc(e.stdout)
 			default:
 				return root.GenFishCompletion(e.stdout, true)
 			}
