@@ -31,6 +31,24 @@ type SetResponse struct {
 	Created bool `json:"created,omitempty"`
 	// Spec is the spec after the write (or after the dry run).
 	Spec any `json:"spec,omitempty"`
+	// Changes lists each changed property with its value before and after
+	// the write, in the order of Changed (Old is "" when the write creates
+	// the App).
+	Changes []Change `json:"changes,omitempty"`
+	// Restart is true when applying the write restarts the running machine
+	// (the VM, or the host driver's engine), which stops every container in
+	// it; Containers is how many containers the engine held before. Both
+	// come from the state just before the write.
+	Restart    bool `json:"restart,omitempty"`
+	Containers int  `json:"containers,omitempty"`
+}
+
+// Change is one property's value before and after a write, as `rdd set`
+// spells values.
+type Change struct {
+	Property string `json:"property"`
+	Old      string `json:"old"`
+	New      string `json:"new"`
 }
 
 // ErrorBody is every error answer: {"error": "...", "code": "..."}, plus

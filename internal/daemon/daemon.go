@@ -370,7 +370,33 @@ func (d *daemon) Events(ctx context.Context, q api.EventQuery, fn func(events.En
 }
 
 func (d *daemon) SetSpec(ctx context.Context, req api.SetRequest, src api.Source) (api.SetResponse, error) {
-	return d.w.SetSpec(ctx, req, src)
+	// Read before the write: a later snapshot may already show the
+	// machine stopping for this very change.
+	before := d.w.Snapshot()
+	resp, err := d.w.SetSpec(ctx, req, src)
+	if err == nil {
+		resp.Restart, resp.Containers = d.restarts(before, resp)
+	}
+	return resp, err
+}
+
+// restarts reports whether resp, applied to the state before, restarts a
+// running machine, and how many containers the engine held: the driver's
+// restart key (vm.RestartKeyOf) of the old and new configuration differ,
+// the machine runs and the new spec keeps it running (a stop is no restart).
+func (d *daemon) restarts(before events.Snapshot, resp api.SetResponse) (bool, int) {
+	next, ok := resp.Spec.(spec.Spec)
+	if !ok || !before.Exists || before.Spec == nil || !before.Spec.Running || !next.Running ||
+		before.Machine(events.MachineVM).State != string(events.VMRunning) {
+		return false, 0
+	}
+	port := before.Status.KubernetesPort
+	oldKey := vm.RestartKeyOf(d.vm.drv, vm.ConfigFor(*before.Spec, port))
+	newKey := vm.RestartKeyOf(d.vm.drv, vm.ConfigFor(next, port))
+	if oldKey == newKey {
+		return false, 0
+	}
+	return true, before.Machines[events.MachineEngine].Facts.Containers
 }
 
 // DeleteApp stops the App, waits until it has settled stopped, records the
