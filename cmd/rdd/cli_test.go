@@ -32,8 +32,9 @@ func TestSvcPaths(t *testing.T) {
 		t.Fatalf("svc paths -o json = %d", code)
 	}
 	var m map[string]string
-	if err := json.Unmarshal([]byte(h.stdout.String()), &m); err != nil || len(m) != len(keys) || m["socket"] != p.Socket {
-		t.Errorf("svc paths -o json = %s (%v)", h.stdout, err)
+	if err := json.Unmarshal([]byte(h.stdout.String()), &m); err != nil || len(m) != len(keys) || m["socket"] != p.Socket ||
+		strings.Count(h.stdout.String(), "\n") != 1 {
+		t.Errorf("svc paths -o json = %s (%v), want one line like every -o json", h.stdout, err)
 	}
 
 	h.reset()

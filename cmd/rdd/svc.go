@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -234,11 +233,8 @@ func writePaths(e *env, m map[string]string, args []string, output string) error
 		}
 		return render.Table(e.stdout, rows)
 	case "json":
-		b, err := json.MarshalIndent(m, "", "  ")
-		if err != nil {
-			return err
-		}
-		return writeLine(e.stdout, b)
+		// One line like every other -o json (doc.go), not indented.
+		return render.WriteJSON(e.stdout, m)
 	case "shell":
 		var b strings.Builder
 		for _, k := range keys {
