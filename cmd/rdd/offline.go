@@ -32,9 +32,10 @@ var (
 // waiting longer would only hide that.
 const offlineLockTimeout = 200 * time.Millisecond
 
-// offlineLog reads the instance's event log directly. The store has no
-// read-only open yet, so this takes the writer's lock for the duration of
-// one command: a daemon starting meanwhile waits for it (store.DefaultTimeout).
+// offlineLog reads the instance's event log directly, opened for reading
+// only (store.OpenReader): a shared lock for the duration of one command,
+// which a daemon starting meanwhile waits for (store.DefaultTimeout), and
+// checks proportional to what is read, not to the log's size.
 type offlineLog struct {
 	log *store.Log
 }
@@ -49,7 +50,7 @@ func (e *env) openOffline() (*offlineLog, error) {
 	if _, err := os.Stat(p.EventLog); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("the rdd daemon of instance %s is not running and the instance has no event log (%s): nothing to show; start it with rdd svc start", p.Instance, p.EventLog)
 	}
-	l, err := store.Open(p.EventLog, store.Options{Timeout: offlineLockTimeout})
+	l, err := store.OpenReader(p.EventLog, store.Options{Timeout: offlineLockTimeout})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("the rdd daemon of instance %s does not answer on its socket but holds its event log (starting or stopping?): try again, or see rdd svc status", p.Instance)
 	}
