@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -143,9 +142,9 @@ func flockRetry(f *os.File, how int, timeout time.Duration) error {
 type lazyLeaves struct {
 	file    *os.File // bbolt's descriptor: read with pread, never mapped
 	ps, hwm uint64
-	// keys[i] is the first key of leaf ids[i] as its parent records it.
-	keys [][]byte
-	ids  []uint64
+	// firsts[i] is the first seq of leaf ids[i], as its parent's key says.
+	firsts []uint64
+	ids    []uint64
 
 	mu      sync.Mutex
 	checked []bool
@@ -167,19 +166,21 @@ func (w *walker) lazyTree(root uint64, depth int) {
 		}
 		id = ne.Uint64(p[pageHeaderSize+8:])
 	}
-	w.lazyLevel(root, depth, height, nil)
+	w.lazy.firsts = make([]uint64, 0, w.hwm/2)
+	w.lazy.ids = make([]uint64, 0, w.hwm/2)
+	w.lazyLevel(root, depth, height, 0)
 }
 
 // lazyLevel checks page id, levels above the leaves, as a branch page and
-// descends; at level 0 it records the leaf with its first key.
-func (w *walker) lazyLevel(id uint64, depth, levels int, key []byte) {
+// descends; at level 0 it records the leaf with its first seq.
+func (w *walker) lazyLevel(id uint64, depth, levels int, first uint64) {
 	if depth > maxDepth {
 		w.fail("page %d is %d levels deep", id, depth)
 		return
 	}
 	if levels == 0 {
 		if w.mark(id, 0) {
-			w.lazy.keys = append(w.lazy.keys, key)
+			w.lazy.firsts = append(w.lazy.firsts, first)
 			w.lazy.ids = append(w.lazy.ids, id)
 		}
 		return
@@ -194,17 +195,22 @@ func (w *walker) lazyLevel(id uint64, depth, levels int, key []byte) {
 	}
 	children, keys := w.branchKeys(id, data, true)
 	for i, child := range children {
-		w.lazyLevel(child, depth+1, levels-1, keys[i])
+		seq, ok := keySeq(keys[i])
+		if !ok {
+			w.fail("branch page %d: key %d of the events bucket is %x, not a seq", id, i, keys[i])
+			return
+		}
+		w.lazyLevel(child, depth+1, levels-1, seq)
 	}
 }
 
 // leavesFor returns the indexes of the leaves bbolt may reach reading keys
 // lo..hi: those whose range overlaps, and the next one, where a seek past
 // a leaf's last key continues.
-func (z *lazyLeaves) leavesFor(lo, hi []byte) (from, to int) {
-	// The leaf holding k is the last one whose first key is <= k.
-	at := func(k []byte) int {
-		return max(sort.Search(len(z.keys), func(i int) bool { return bytes.Compare(z.keys[i], k) > 0 })-1, 0)
+func (z *lazyLeaves) leavesFor(lo, hi uint64) (from, to int) {
+	// The leaf holding seq is the last one whose first seq is <= seq.
+	at := func(seq uint64) int {
+		return max(sort.Search(len(z.firsts), func(i int) bool { return z.firsts[i] > seq })-1, 0)
 	}
 	return at(lo), min(at(hi)+1, len(z.ids)-1)
 }
@@ -246,7 +252,7 @@ func (l *Log) checkEvents(lo, hi uint64) error {
 	if z == nil || len(z.ids) == 0 {
 		return nil
 	}
-	from, to := z.leavesFor(seqKey(lo), seqKey(hi))
+	from, to := z.leavesFor(lo, hi)
 	return z.check(l.path, from, to)
 }
 

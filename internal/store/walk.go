@@ -190,8 +190,8 @@ func (w *walker) branch(id uint64, data []byte) []uint64 {
 	return children
 }
 
-// branchKeys returns a branch page's children and, with keys, copies of
-// their keys (each child's first key).
+// branchKeys returns a branch page's children and, with keys, their keys
+// (each child's first key), which alias the walk's mapping.
 func (w *walker) branchKeys(id uint64, data []byte, keys bool) ([]uint64, [][]byte) {
 	n, ok := w.elems(id, data)
 	if !ok {
@@ -213,7 +213,7 @@ func (w *walker) branchKeys(id uint64, data []byte, keys bool) ([]uint64, [][]by
 		children = append(children, child)
 		if keys {
 			start := uint64(pageHeaderSize+i*elemSize) + pos
-			ks = append(ks, bytes.Clone(data[start:start+ksize]))
+			ks = append(ks, data[start:start+ksize]) // valid while the walk maps the file
 		}
 	}
 	return children, ks
