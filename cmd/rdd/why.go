@@ -147,8 +147,7 @@ func explain(l daemonLog, t events.ConditionType, now time.Time) (whyReport, err
 		return whyReport{}, err
 	}
 	reasonNow := func() string {
-		snap := p.Snapshot()
-		if c, ok := snap.Condition(t); ok {
+		if c, ok := p.Condition(t); ok {
 			return c.Reason
 		}
 		return "(absent)"
