@@ -73,7 +73,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"status", "extra"},
 		{"status", "-o", "xml"},
 		{"svc", "bogus"},
-		{"completion", "powershell"},
+		{"completion", "tcsh"},
 		{"daemon", "--vm-driver", "kvm"},
 		{"status", "--at", "yesterday"},
 		{"why", "Nonsense"},
