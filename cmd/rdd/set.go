@@ -294,15 +294,13 @@ func quoteEmpty(s string) string {
 }
 
 // restartText says that applying resp restarts the machine and what that
-// stops.
+// stops. The engine counts its containers, running or not: the text does
+// not claim they all run.
 func restartText(resp api.SetResponse) string {
-	switch resp.Containers {
-	case 0:
+	if resp.Containers == 0 {
 		return "applying it restarts the machine"
-	case 1:
-		return "applying it restarts the machine, which stops the 1 container in it"
 	}
-	return fmt.Sprintf("applying it restarts the machine, which stops the %d containers in it", resp.Containers)
+	return fmt.Sprintf("applying it restarts the machine, stopping the containers in it (%d)", resp.Containers)
 }
 
 // confirmRestart asks on the terminal before a change restarts the machine

@@ -181,7 +181,7 @@ func TestSetDryRunShowsTheDiff(t *testing.T) {
 	}
 	want := "dry run: would change containerEngine.name (generation 5)\n" +
 		"  containerEngine.name  moby → containerd\n" +
-		"applying it restarts the machine, which stops the 3 containers in it\n"
+		"applying it restarts the machine, stopping the containers in it (3)\n"
 	if got := h.stdout.String(); got != want {
 		t.Errorf("set --dry-run =\n%s\nwant\n%s", got, want)
 	}
@@ -216,7 +216,7 @@ func TestSetAsksBeforeRestartingContainers(t *testing.T) {
 		if code := h.run("set", "containerEngine.name=containerd"); code != 1 {
 			t.Fatalf("declined set = %d, want 1: %s", code, h.stderr)
 		}
-		if !strings.Contains(h.stderr.String(), "stops the 3 containers in it.\nApply it? [y/N] ") || !strings.Contains(h.stderr.String(), "not applied") {
+		if !strings.Contains(h.stderr.String(), "stopping the containers in it (3).\nApply it? [y/N] ") || !strings.Contains(h.stderr.String(), "not applied") {
 			t.Errorf("stderr = %q", h.stderr)
 		}
 		if sets := b.recordedSets(); len(sets) != 1 || !sets[0].DryRun {
@@ -259,7 +259,7 @@ func TestSetAsksBeforeRestartingContainers(t *testing.T) {
 			if sets := b.recordedSets(); len(sets) != 1 || sets[0].DryRun {
 				t.Errorf("%v asked or wrote twice: %+v", tt.args, sets)
 			}
-			if !strings.Contains(h.stderr.String(), "Warning: applying it restarts the machine, which stops the 3 containers in it.\n") ||
+			if !strings.Contains(h.stderr.String(), "Warning: applying it restarts the machine, stopping the containers in it (3).\n") ||
 				strings.Contains(h.stderr.String(), "[y/N]") {
 				t.Errorf("%v stderr = %q, want a warning and no question", tt.args, h.stderr)
 			}
