@@ -148,6 +148,9 @@ func exerciseReader(t testing.TB, l *store.Log, named func(string, error)) {
 		t.Fatal("a reader appended")
 	}
 	named("reader Append", err)
+	named("reader SaveCheckpoint", l.SaveCheckpoint(l.LastSeq(), []byte("{}")))
+	_, err = l.Compact(l.LastSeq())
+	named("reader Compact", err)
 	named("reader Check", l.Check())
 	named("reader Close", l.Close())
 }
