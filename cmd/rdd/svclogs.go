@@ -125,7 +125,7 @@ func (e *env) showLogs(ctx context.Context, o logsOptions, f render.Format) erro
 	off, err := readLog(path, o.tail, o.follow, w)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !o.follow:
-		hint := "it has not run"
+		hint := "it has not run yet (rdd svc start starts it)"
 		if o.engine || o.k3s {
 			hint = "it has not run on this host (only the host driver, RDD_VM_DRIVER=host, writes this log)"
 		}
