@@ -2,8 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rdd-project/rdd/internal/api"
 )
 
 func TestSvcPaths(t *testing.T) {
@@ -28,8 +32,9 @@ func TestSvcPaths(t *testing.T) {
 		t.Fatalf("svc paths -o json = %d", code)
 	}
 	var m map[string]string
-	if err := json.Unmarshal([]byte(h.stdout.String()), &m); err != nil || len(m) != len(keys) || m["socket"] != p.Socket {
-		t.Errorf("svc paths -o json = %s (%v)", h.stdout, err)
+	if err := json.Unmarshal([]byte(h.stdout.String()), &m); err != nil || len(m) != len(keys) || m["socket"] != p.Socket ||
+		strings.Count(h.stdout.String(), "\n") != 1 {
+		t.Errorf("svc paths -o json = %s (%v), want one line like every -o json", h.stdout, err)
 	}
 
 	h.reset()
@@ -68,7 +73,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"status", "extra"},
 		{"status", "-o", "xml"},
 		{"svc", "bogus"},
-		{"completion", "powershell"},
+		{"completion", "tcsh"},
 		{"daemon", "--vm-driver", "kvm"},
 		{"status", "--at", "yesterday"},
 		{"why", "Nonsense"},
@@ -97,14 +102,18 @@ func TestVersion(t *testing.T) {
 	if code := h.run("version"); code != 0 {
 		t.Fatal(code)
 	}
-	line := h.stdout.String()
+	out := h.stdout.String()
+	line, _, _ := strings.Cut(out, "\n")
 	if !strings.HasPrefix(line, "rdd version v1.2.3 (commit abc123, go") {
-		t.Errorf("version = %q", line)
+		t.Errorf("version = %q", out)
+	}
+	if want := line + "\ndaemon of instance t: not running\n"; out != want {
+		t.Errorf("version with the daemon down = %q, want %q", out, want)
 	}
 	for _, flag := range []string{"--version", "--version=true"} {
 		h.reset()
-		if code := h.run(flag); code != 0 || h.stdout.String() != line {
-			t.Errorf("rdd %s = %d, %q; want the same as rdd version", flag, code, h.stdout)
+		if code := h.run(flag); code != 0 || h.stdout.String() != line+"\n" {
+			t.Errorf("rdd %s = %d, %q; want the first line of rdd version", flag, code, h.stdout)
 		}
 	}
 	h.reset()
@@ -112,13 +121,131 @@ func TestVersion(t *testing.T) {
 		t.Errorf("rdd --version=raw = %d, %q", code, h.stdout)
 	}
 	h.reset()
-	if code := h.run("version", "-o", "json"); code != 0 || !strings.Contains(h.stdout.String(), `"version":"v1.2.3"`) {
-		t.Errorf("rdd version -o json = %d, %q", code, h.stdout)
+	if code := h.run("version", "-o", "json"); code != 0 {
+		t.Fatalf("rdd version -o json = %d: %s", code, h.stderr)
+	}
+	var down map[string]any
+	if err := json.Unmarshal([]byte(h.stdout.String()), &down); err != nil {
+		t.Fatalf("rdd version -o json: %v: %s", err, h.stdout)
+	}
+	if down["version"] != "v1.2.3" || down["commit"] != "abc123" || down["goVersion"] != runtime.Version() ||
+		down["daemonRunning"] != false || down["daemon"] != nil || down["instance"] != "t" {
+		t.Errorf("rdd version -o json with the daemon down = %s", h.stdout)
+	}
+}
+
+func TestVersionWithDaemon(t *testing.T) {
+	h := newHarness(t)
+	h.serveWith(&fakeBackend{}, api.ServerOptions{Version: "v1.2.0", Commit: "def456", BuildDate: "2026-11-01T00:00:00Z",
+		Components: func() (*api.Component, *api.Component) {
+			return &api.Component{Name: "moby", Version: "27.3.1"}, &api.Component{Name: "k3s", Version: "v1.33.1+k3s1"}
+		}})
+	if code := h.run("version"); code != 0 {
+		t.Fatalf("version = %d: %s", code, h.stderr)
+	}
+	for _, want := range []string{
+		"daemon of instance t: rdd version v1.2.0 (commit def456, built 2026-11-01T00:00:00Z, " + runtime.Version() + "), pid ",
+		"  engine:     moby 27.3.1\n",
+		"  kubernetes: k3s v1.33.1+k3s1\n",
+	} {
+		if !strings.Contains(h.stdout.String(), want) {
+			t.Errorf("version lacks %q:\n%s", want, h.stdout)
+		}
+	}
+	h.reset()
+	if code := h.run("version", "-o", "json"); code != 0 {
+		t.Fatalf("version -o json = %d: %s", code, h.stderr)
+	}
+	var r versionReport
+	if err := json.Unmarshal([]byte(h.stdout.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.DaemonRunning || r.Daemon == nil || r.Daemon.Version != "v1.2.0" || r.Daemon.Commit != "def456" ||
+		r.Daemon.Engine == nil || r.Daemon.Engine.Version != "27.3.1" || r.Daemon.Kubernetes == nil || r.Daemon.Kubernetes.Version != "v1.33.1+k3s1" ||
+		r.Version != "v1.2.3" {
+		t.Errorf("version -o json = %s", h.stdout)
+	}
+	h.reset()
+	if code := h.run("version", "-o", "yaml"); code != 0 || !strings.Contains(h.stdout.String(), "daemonRunning: true") {
+		t.Errorf("version -o yaml = %d: %s", code, h.stdout)
+	}
+}
+
+// complete runs cobra's completion request and returns the candidates
+// and the directive line.
+func complete(t *testing.T, args ...string) (cands []string, directive string) {
+	t.Helper()
+	h := newHarness(t)
+	if code := h.run(append([]string{"__complete"}, args...)...); code != 0 {
+		t.Fatalf("__complete %q = %d: %s", args, code, h.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(h.stdout.String(), "\n"), "\n")
+	for _, l := range lines[:len(lines)-1] {
+		name, _, _ := strings.Cut(l, "\t")
+		cands = append(cands, name)
+	}
+	return cands, lines[len(lines)-1]
+}
+
+func TestCompletionOfSetAndFlags(t *testing.T) {
+	cands, dir := complete(t, "set", "")
+	if want := []string{"containerEngine.name=", "kubernetes.enabled=", "kubernetes.version=", "running="}; !slices.Equal(cands, want) || dir != ":6" {
+		t.Errorf("set <TAB> = %q %s, want %q :6 (no space, no files)", cands, dir, want)
+	}
+	if cands, _ := complete(t, "set", "running=false", "containerEngine.name="); !slices.Equal(cands, []string{"containerEngine.name=moby", "containerEngine.name=containerd"}) {
+		t.Errorf("set containerEngine.name=<TAB> = %q", cands)
+	}
+	if cands, _ := complete(t, "set", "kubernetes.enabled="); !slices.Equal(cands, []string{"kubernetes.enabled=true", "kubernetes.enabled=false"}) {
+		t.Errorf("set kubernetes.enabled=<TAB> = %q", cands)
+	}
+	cands, _ = complete(t, "set", "kubernetes.version=")
+	if len(cands) < 10 || !slices.Contains(cands, "kubernetes.version=1.32.0") || !slices.Contains(cands, "kubernetes.version=stable") ||
+		cands[0] == "kubernetes.version=1.32.0" {
+		t.Errorf("set kubernetes.version=<TAB> = %q, want the bundled versions newest first, then the channels", cands)
+	}
+	if cands, _ := complete(t, "status", "-o", ""); !slices.Equal(cands, []string{"text", "json", "yaml"}) {
+		t.Errorf("status -o <TAB> = %q", cands)
+	}
+	if cands, _ := complete(t, "svc", "paths", "-o", ""); !slices.Equal(cands, []string{"table", "json", "shell"}) {
+		t.Errorf("svc paths -o <TAB> = %q", cands)
+	}
+	if cands, _ := complete(t, "why", ""); !slices.Contains(cands, "KubernetesReady") || !slices.Contains(cands, "Settled") {
+		t.Errorf("why <TAB> = %q", cands)
+	}
+	if cands, _ := complete(t, "completion", ""); !slices.Contains(cands, "powershell") {
+		t.Errorf("completion <TAB> = %q", cands)
+	}
+}
+
+func TestSetList(t *testing.T) {
+	h := newHarness(t)
+	if code := h.run("set", "--list"); code != 0 {
+		t.Fatalf("set --list = %d: %s", code, h.stderr)
+	}
+	for _, want := range []string{"containerEngine.name  moby containerd\n", "running               true false\n", "1.32.0"} {
+		if !strings.Contains(h.stdout.String(), want) {
+			t.Errorf("set --list lacks %q:\n%s", want, h.stdout)
+		}
+	}
+	if h.daemonStarts != 0 {
+		t.Error("set --list started the daemon")
+	}
+	h.reset()
+	if code := h.run("set", "--list", "kubernetes.version"); code != 0 {
+		t.Fatalf("set --list kubernetes.version = %d: %s", code, h.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(h.stdout.String(), "\n"), "\n")
+	if !slices.Contains(lines, "1.32.0") || !slices.Contains(lines, "stable") {
+		t.Errorf("set --list kubernetes.version = %q", lines)
+	}
+	h.reset()
+	if code := h.run("set", "--list", "nope"); code != 2 || !strings.Contains(h.stderr.String(), "unknown property") {
+		t.Errorf("set --list nope = %d: %s", code, h.stderr)
 	}
 }
 
 func TestCompletion(t *testing.T) {
-	for _, shell := range []string{"bash", "zsh", "fish"} {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
 		h := newHarness(t)
 		if code := h.run("completion", shell); code != 0 || !strings.Contains(h.stdout.String(), "rdd") {
 			t.Errorf("completion %s = %d, %d bytes", shell, code, len(h.stdout.String()))

@@ -98,8 +98,13 @@ func TestSetRejectedExits3(t *testing.T) {
 	if code := h.run("set", "running=false", "kubernetes.enabled=true", "kubernetes.version=1.31.99"); code != 3 {
 		t.Fatalf("set = %d, want 3; stderr %q", code, h.stderr)
 	}
-	if h.stderr.String() != "Error: "+msg+"\n" {
-		t.Errorf("stderr = %q", h.stderr)
+	// The daemon's wording is fixed (behavior.md §2.1); the CLI names the
+	// valid versions after it.
+	got := h.stderr.String()
+	if !strings.HasPrefix(got, "Error: "+msg+"\nvalid versions: 1.32.0, 1.32.1, ") ||
+		!strings.Contains(got, "\nchannels: ") || !strings.Contains(got, "stable") ||
+		!strings.Contains(got, "rdd set --list kubernetes.version") {
+		t.Errorf("stderr = %q", got)
 	}
 }
 
@@ -330,11 +335,14 @@ func TestRunExitCodeAndEnvironment(t *testing.T) {
 		set:  func(api.SetRequest) (api.SetResponse, error) { return api.SetResponse{Generation: 1}, nil },
 	}
 	h.serve(b)
+	p := h.e.paths
+	if err := os.MkdirAll(p.BinDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	code := h.run("run", "--", "sh", "-c", `echo "$DOCKER_CONTEXT ${DOCKER_HOST-unset} $KUBECONFIG ${PATH%%:*}"; exit 7`)
 	if code != 7 {
 		t.Fatalf("run = %d, want 7; stderr %q", code, h.stderr)
 	}
-	p := h.e.paths
 	if want := p.Name + " unset " + p.KubeConfig + " " + p.BinDir + "\n"; h.stdout.String() != want {
 		t.Errorf("child saw %q, want %q", h.stdout, want)
 	}

@@ -55,12 +55,14 @@ func newDaemonCommand(e *env) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return daemon.Run(ctx, daemon.Options{
-				Paths:    p,
-				VMDriver: driverFlag,
-				LogLevel: logLevel,
-				Version:  e.build.Version,
-				Getenv:   e.getenv,
-				Ready:    e.daemonReady,
+				Paths:     p,
+				VMDriver:  driverFlag,
+				LogLevel:  logLevel,
+				Version:   e.build.Version,
+				Commit:    e.build.Commit,
+				BuildDate: e.build.BuildDate,
+				Getenv:    e.getenv,
+				Ready:     e.daemonReady,
 
 				RetainEvents: retainEvents,
 			})

@@ -37,7 +37,19 @@
 //     "App does not exist; nothing to stop" when the instance was never
 //     created, else that the daemon is not running; both exit 0.
 //   - Set progress lines go to stderr by default (F19); stdout stays empty so
-//     scripts can use it. --dry-run prints what would change.
+//     scripts can use it. --dry-run prints what would change: each
+//     property's old → new value and whether the machine restarts (the
+//     daemon decides, from the driver's restart key).
+//   - set asks before a change that restarts a machine holding containers
+//     only when stdin and stderr are terminals and it waits: a script, or
+//     --wait=false, is never blocked and gets a warning on stderr; --yes
+//     skips the question.
+//   - The daemon's rejection of a kubernetes.version keeps the wording of
+//     behavior.md §2.1; the CLI appends the valid versions and channels.
+//   - rdd run refuses docker and docker-compose at once when the App runs
+//     containerd: there is no Docker API, so no Docker context to use.
+//   - svc logs reads the logs as files (no daemon needed); --engine picks
+//     dockerd.log or containerd.log from the App's spec.
 //   - svc delete first deletes the App when a daemon serves one (DELETE
 //     /v1/app), so the VM/engine and the instance's contexts are cleaned up
 //     before the directories go (F15); a failure there is a warning, a

@@ -61,6 +61,12 @@ func newEventsCommand(e *env) *cobra.Command {
 				}
 				return r.Events(ctx, q, func(raw []byte, ev events.Envelope) error {
 					if f == render.JSON {
+						if raw == nil {
+							var err error
+							if raw, err = events.Marshal(ev); err != nil {
+								return err
+							}
+						}
 						return writeLine(e.stdout, raw)
 					}
 					_, err := fmt.Fprintln(e.stdout, render.EventLine(ev))

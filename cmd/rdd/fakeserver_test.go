@@ -169,12 +169,18 @@ func (b *fakeBackend) recordedSets() []api.SetRequest {
 // serve runs the real API server for b on the harness's socket until the test ends.
 func (h *harness) serve(b *fakeBackend) {
 	h.t.Helper()
+	h.serveWith(b, api.ServerOptions{Version: "test", ShutdownGrace: time.Second})
+}
+
+// serveWith is serve with the server's options.
+func (h *harness) serveWith(b *fakeBackend, opts api.ServerOptions) {
+	h.t.Helper()
 	ln, err := api.Listen(h.e.paths.Socket)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := api.NewServer(b, nil, api.ServerOptions{Version: "test", ShutdownGrace: time.Second})
+	srv := api.NewServer(b, nil, opts)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	h.t.Cleanup(func() {

@@ -37,6 +37,7 @@ func run() int {
 		build:   buildInfo{Version: version, Commit: commit, BuildDate: buildDate},
 		// Only the heartbeat of waits looks at it.
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 	}
 	if instErr != nil {
 		return execute(context.Background(), e, nil, instErr)

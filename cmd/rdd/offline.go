@@ -19,6 +19,9 @@ import (
 type logReader interface {
 	Status(ctx context.Context) (events.Snapshot, error)
 	StatusAt(ctx context.Context, at api.At) (events.Snapshot, error)
+	// Events calls fn with each event and its wire bytes; raw is nil when
+	// there are none (the log on disk), for the caller to marshal e only if
+	// it prints it.
 	Events(ctx context.Context, q api.EventQuery, fn func(raw []byte, e events.Envelope) error) error
 }
 
@@ -32,9 +35,10 @@ var (
 // waiting longer would only hide that.
 const offlineLockTimeout = 200 * time.Millisecond
 
-// offlineLog reads the instance's event log directly. The store has no
-// read-only open yet, so this takes the writer's lock for the duration of
-// one command: a daemon starting meanwhile waits for it (store.DefaultTimeout).
+// offlineLog reads the instance's event log directly, opened for reading
+// only (store.OpenReader): a shared lock for the duration of one command,
+// which a daemon starting meanwhile waits for (store.DefaultTimeout), and
+// checks proportional to what is read, not to the log's size.
 type offlineLog struct {
 	log *store.Log
 }
@@ -49,7 +53,7 @@ func (e *env) openOffline() (*offlineLog, error) {
 	if _, err := os.Stat(p.EventLog); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("the rdd daemon of instance %s is not running and the instance has no event log (%s): nothing to show; start it with rdd svc start", p.Instance, p.EventLog)
 	}
-	l, err := store.Open(p.EventLog, store.Options{Timeout: offlineLockTimeout})
+	l, err := store.OpenReader(p.EventLog, store.Options{Timeout: offlineLockTimeout})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("the rdd daemon of instance %s does not answer on its socket but holds its event log (starting or stopping?): try again, or see rdd svc status", p.Instance)
 	}
@@ -133,13 +137,9 @@ func (o *offlineLog) Events(_ context.Context, q api.EventQuery, fn func(raw []b
 	if q.Follow {
 		return errors.New("--follow needs a running daemon: nothing is appended to the log without one")
 	}
-	err := o.log.Range(q.Since, q.Limit, func(ev events.Envelope) error {
-		raw, err := events.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		return fn(raw, ev)
-	})
+	// No bytes: why and replay only fold the events, and marshalling
+	// each one cost them more than reading it.
+	err := o.log.Range(q.Since, q.Limit, func(ev events.Envelope) error { return fn(nil, ev) })
 	if errors.Is(err, store.ErrCompacted) {
 		return &client.APIError{Code: api.CodeConflict, Message: "removed by the retention policy", ResumeSeq: o.log.CompactedThrough()}
 	}

@@ -159,9 +159,11 @@ var errStopEvents = errors.New("stop listing events")
 // and, when its retention policy removed the oldest ones, the snapshot the
 // remaining events fold onto.
 type daemonLog struct {
-	// Base is nil when Envs start at seq 1. Otherwise Envs are every event
-	// the daemon kept, from RemovedThrough+1, and only those after Base.Seq
-	// fold onto Base; the earlier ones still name spec changes and reasons.
+	// Base is nil when Envs start at seq 1. Otherwise only the Envs after
+	// Base.Seq fold onto Base; the earlier ones still name spec changes and
+	// reasons. Envs are every event the daemon kept, from RemovedThrough+1,
+	// or, when RemovedThrough is 0, the events from a seq on that is all
+	// the reader needs (why: from the spec change its answer starts at).
 	Base *events.Snapshot
 	// RemovedThrough is the last seq the retention policy removed (0: none).
 	RemovedThrough uint64
@@ -181,7 +183,7 @@ func (l daemonLog) toFold() []events.Envelope {
 
 // retentionNote tells the reader that the history starts late, or is "".
 func (l daemonLog) retentionNote() string {
-	if l.Base == nil {
+	if l.Base == nil || l.RemovedThrough == 0 {
 		return ""
 	}
 	return fmt.Sprintf("events up to seq %d were removed by the daemon's retention policy (RDD_RETAIN_EVENTS); replayed from its snapshot at seq %d", l.RemovedThrough, l.Base.Seq)
@@ -191,11 +193,17 @@ func (l daemonLog) retentionNote() string {
 // retention policy compacted the log, it starts from the oldest snapshot the
 // daemon can still rebuild instead of failing on the removed events.
 func (e *env) fetchLog(ctx context.Context, to uint64) (daemonLog, error) {
+	return e.readLog(ctx, func(c logReader) (daemonLog, error) { return fetchLogFrom(ctx, c, to) })
+}
+
+// readLog runs fetch against the daemon, or against the log on disk when
+// the daemon is not running.
+func (e *env) readLog(ctx context.Context, fetch func(logReader) (daemonLog, error)) (daemonLog, error) {
 	c, err := e.client()
 	if err != nil {
 		return daemonLog{}, err
 	}
-	l, err := fetchLogFrom(ctx, c, to)
+	l, err := fetch(c)
 	if !client.IsDaemonNotRunning(err) {
 		return l, err
 	}
@@ -204,7 +212,7 @@ func (e *env) fetchLog(ctx context.Context, to uint64) (daemonLog, error) {
 		return daemonLog{}, err
 	}
 	defer o.Close()
-	l, err = fetchLogFrom(ctx, o, to)
+	l, err = fetch(o)
 	l.Offline = true
 	return l, err
 }

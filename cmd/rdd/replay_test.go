@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/events"
 )
 
@@ -108,6 +110,45 @@ func TestWhy(t *testing.T) {
 		t.Fatalf("why running = %d: %s", code, h.stderr)
 	}
 	golden(t, "replay/why-running.golden", h.stdout.String())
+}
+
+// why reads the log from the spec change its answer starts at, not from
+// seq 1; the answer must be the one the whole log gives, for every
+// condition, whatever window the search for that spec change starts with.
+func TestWhyReadsFromTheSpecChange(t *testing.T) {
+	envs := loadEvents(t, "start.ndjson")
+	now := envs[len(envs)-1].Time.Add(2 * time.Minute)
+	h := newHarness(t)
+	h.serve(logBackend(t, "start.ndjson"))
+	c := client.New(h.e.paths.Socket)
+	defer c.CloseIdleConnections()
+	ctx := context.Background()
+	defer func(w uint64) { whyWindow = w }(whyWindow)
+	shorter := false
+	for _, w := range []uint64{1, 3, 4096} {
+		whyWindow = w
+		for _, typ := range events.ConditionOrder {
+			full, err := explain(daemonLog{Envs: envs}, typ, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := fetchWhyLog(ctx, c, typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			part, err := explain(l, typ, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := string(mustJSON(t, full)), string(mustJSON(t, part)); a != b {
+				t.Errorf("window %d, why %s from the spec change:\n%s\nfrom seq 1:\n%s", w, typ, b, a)
+			}
+			shorter = shorter || len(l.Envs) < len(envs)
+		}
+	}
+	if !shorter {
+		t.Error("why read the whole log for every condition")
+	}
 }
 
 // After the daemon's retention policy compacted its log, replay and why

@@ -39,6 +39,9 @@ type env struct {
 	// stderrTTY says stderr is a terminal: a wait's heartbeat then updates
 	// one line in place.
 	stderrTTY bool
+	// stdinTTY says stdin is a terminal: with stderrTTY, set may ask
+	// before restarting the machine.
+	stdinTTY bool
 	// newTicker and newTimer replace time.NewTicker and time.NewTimer in
 	// waits, so tests drive heartbeats and deadlines without waiting.
 	newTicker func(time.Duration) (<-chan time.Time, func())

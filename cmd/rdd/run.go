@@ -15,6 +15,7 @@ import (
 
 	"github.com/rdd-project/rdd/internal/cli/exit"
 	"github.com/rdd-project/rdd/internal/paths"
+	"github.com/rdd-project/rdd/internal/spec"
 )
 
 func newRunCommand(e *env) *cobra.Command {
@@ -24,14 +25,15 @@ func newRunCommand(e *env) *cobra.Command {
 		Long: doc(`
 			Start the App (creating it when it does not exist), wait until it has
 			settled, then run COMMAND with an environment that points at this
-			instance: PATH starts with the instance's bin directory,
+			instance: PATH starts with the instance's bin directory (when it exists),
 			DOCKER_CONTEXT names the instance's Docker context, KUBECONFIG is the
 			instance's kubeconfig, and DOCKER_HOST is removed. Your own Docker
 			and kube contexts are left unchanged.
 
 			When the App does not exist and COMMAND is kubectl or helm,
 			Kubernetes is enabled as well. An existing App is only started,
-			never reconfigured.
+			never reconfigured. docker and docker-compose need the moby
+			engine: with containerd, rdd run fails at once and says how to switch.
 
 			rdd run exits with COMMAND's exit code (255 when a signal ended it).
 			Everything after run belongs to COMMAND; a leading "--" is dropped,
@@ -78,8 +80,29 @@ func isKubeCommand(name string) bool {
 	return base == "kubectl" || base == "helm"
 }
 
-// runEnv is environ with PATH prefixed by H/bin, DOCKER_CONTEXT=N,
-// KUBECONFIG=H/kube.config and no DOCKER_HOST.
+// isDockerCommand reports whether name is a client of the Docker API that
+// finds the engine through DOCKER_CONTEXT (basename, without .exe).
+func isDockerCommand(name string) bool {
+	base := strings.TrimSuffix(filepath.Base(name), ".exe")
+	return base == "docker" || base == "docker-compose"
+}
+
+// dockerNeedsMoby is the error of `rdd run docker …` when the App runs
+// containerd: there is no Docker API and so no Docker context to point at,
+// and the docker CLI would fail later with "context not found".
+func dockerNeedsMoby(p paths.Paths, command string) error {
+	flag := ""
+	if p.Instance != paths.DefaultInstance {
+		flag = " --instance " + p.Instance
+	}
+	return fmt.Errorf("rdd run %s: the App of instance %s runs the containerd engine, and the %s CLI needs the moby engine (the Docker API); "+
+		"switch with: rdd%s set containerEngine.name=moby (this restarts the machine), or use a containerd client such as nerdctl",
+		command, p.Instance, filepath.Base(command), flag)
+}
+
+// runEnv is environ with PATH prefixed by H/bin (only when that directory
+// exists: a directory that does not is a PATH entry anyone could create
+// later), DOCKER_CONTEXT=N, KUBECONFIG=H/kube.config and no DOCKER_HOST.
 func runEnv(environ []string, p paths.Paths) []string {
 	out := make([]string, 0, len(environ)+3)
 	path := ""
@@ -93,9 +116,12 @@ func runEnv(environ []string, p paths.Paths) []string {
 			out = append(out, kv)
 		}
 	}
-	newPath := p.BinDir
-	if path != "" {
-		newPath += string(os.PathListSeparator) + path
+	newPath := path
+	if st, err := os.Stat(p.BinDir); err == nil && st.IsDir() {
+		newPath = p.BinDir
+		if path != "" {
+			newPath += string(os.PathListSeparator) + path
+		}
 	}
 	return append(out, "PATH="+newPath, "DOCKER_CONTEXT="+p.Name, "KUBECONFIG="+p.KubeConfig)
 }
@@ -138,6 +164,9 @@ func (e *env) runCommand(cmd *cobra.Command, args []string) error {
 	snap, err := c.Status(ctx)
 	if err != nil {
 		return err
+	}
+	if isDockerCommand(args[0]) && snap.Exists && snap.Spec != nil && snap.Spec.ContainerEngine.Name == spec.EngineContainerd {
+		return dockerNeedsMoby(e.paths, args[0])
 	}
 	props := map[string]string{"running": "true"}
 	if !snap.Exists && isKubeCommand(args[0]) {

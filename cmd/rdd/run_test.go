@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/paths"
+	"github.com/rdd-project/rdd/internal/spec"
 )
 
 func TestIsKubeCommand(t *testing.T) {
@@ -36,20 +38,52 @@ func TestRunArgs(t *testing.T) {
 }
 
 func TestRunEnv(t *testing.T) {
-	p, err := paths.Resolve("bats", "/home/u", func(string) string { return "" })
+	home := t.TempDir()
+	p, err := paths.Resolve("bats", home, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := runEnv([]string{"HOME=/home/u", "PATH=/usr/bin:/bin", "DOCKER_HOST=tcp://x:2375",
-		"DOCKER_CONTEXT=other", "KUBECONFIG=/k", "LANG=C"}, p)
-	want := []string{"HOME=/home/u", "LANG=C", "PATH=/home/u/.rdbats/bin:/usr/bin:/bin",
-		"DOCKER_CONTEXT=rancher-desktop-bats", "KUBECONFIG=/home/u/.rdbats/kube.config"}
+	environ := []string{"HOME=" + home, "PATH=/usr/bin:/bin", "DOCKER_HOST=tcp://x:2375",
+		"DOCKER_CONTEXT=other", "KUBECONFIG=/k", "LANG=C"}
+	// No H/bin yet: PATH is left alone rather than pointing at nothing.
+	got := runEnv(environ, p)
+	want := []string{"HOME=" + home, "LANG=C", "PATH=/usr/bin:/bin",
+		"DOCKER_CONTEXT=rancher-desktop-bats", "KUBECONFIG=" + home + "/.rdbats/kube.config"}
+	if !slices.Equal(got, want) {
+		t.Errorf("runEnv without H/bin = %q\nwant %q", got, want)
+	}
+	if err := os.MkdirAll(p.BinDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	got = runEnv(environ, p)
+	want[2] = "PATH=" + p.BinDir + ":/usr/bin:/bin"
 	if !slices.Equal(got, want) {
 		t.Errorf("runEnv = %q\nwant %q", got, want)
 	}
-	got = runEnv([]string{"HOME=/home/u"}, p)
-	if !slices.Contains(got, "PATH=/home/u/.rdbats/bin") {
+	got = runEnv([]string{"HOME=" + home}, p)
+	if !slices.Contains(got, "PATH="+p.BinDir) {
 		t.Errorf("runEnv with no PATH = %q, want PATH=H/bin without a separator", got)
+	}
+}
+
+func TestRunDockerWithContainerd(t *testing.T) {
+	h := newHarness(t)
+	s := appAt(3, cond(events.CondSettled, events.StatusTrue, "Settled", 3))
+	sp := spec.Default()
+	sp.ContainerEngine.Name = spec.EngineContainerd
+	s.Spec = &sp
+	b := &fakeBackend{snap: s}
+	h.serve(b)
+	if code := h.run("run", "docker", "ps"); code != 1 {
+		t.Fatalf("rdd run docker ps with containerd = %d, want 1: %s", code, h.stderr)
+	}
+	for _, want := range []string{"containerd engine", "docker CLI needs the moby engine", "rdd --instance t set containerEngine.name=moby"} {
+		if !strings.Contains(h.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, h.stderr)
+		}
+	}
+	if sets := b.recordedSets(); len(sets) != 0 {
+		t.Errorf("rdd run docker with containerd wrote %v; it must fail before starting anything", sets)
 	}
 }
 

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +33,9 @@ type waitOptions struct {
 	out         outputFlags
 	// format is out's format once parsed; "" prints no result (rdd run).
 	format render.Format
+	// yes applies a change that restarts the machine without asking;
+	// confirm says the command asks at all (set).
+	yes, confirm bool
 }
 
 // resultFormats are the -o values of set, start and stop.
@@ -61,6 +67,12 @@ type setResult struct {
 	Changed []string `json:"changed"`
 	Created bool     `json:"created,omitempty"`
 	DryRun  bool     `json:"dryRun,omitempty"`
+	// Changes are the changed properties' old and new values; Restart says
+	// applying the change restarts the running machine, which then held
+	// Containers containers.
+	Changes    []api.Change `json:"changes,omitempty"`
+	Restart    bool         `json:"restart,omitempty"`
+	Containers int          `json:"containers,omitempty"`
 	// Settled is false when the command did not wait (--wait=false, a dry
 	// run); Conditions are then absent.
 	Settled    bool               `json:"settled"`
@@ -82,9 +94,12 @@ func (e *env) printResult(f render.Format, r setResult) error {
 }
 
 func newSetCommand(e *env) *cobra.Command {
-	var o waitOptions
+	var (
+		o    waitOptions
+		list bool
+	)
 	cmd := &cobra.Command{
-		Use:   "set [--dry-run] [--wait=BOOL] [--timeout=DUR] PROPERTY=VALUE...",
+		Use:   "set [--dry-run] [--wait=BOOL] [--timeout=DUR] PROPERTY=VALUE... | set --list [PROPERTY...]",
 		Short: "Change the App spec and wait until the App has settled",
 		Long: doc(`
 			Set properties of the App spec, creating the App if it does not exist,
@@ -101,16 +116,37 @@ func newSetCommand(e *env) *cobra.Command {
 			A wait that reaches --timeout exits 4 and names the blocking
 			condition; the change stays applied and the daemon keeps working on it.
 
-			--dry-run validates the change and prints what it would change, then
-			exits without waiting. It writes nothing: an absent App stays absent
-			(the reference creates it, F17; rdd deliberately does not).`) + propertiesHelp(),
+			--dry-run validates the change and prints each property's old and
+			new value and whether applying it restarts the machine, then exits
+			without waiting. It writes nothing: an absent App stays absent
+			(the reference creates it, F17; rdd deliberately does not).
+
+			A change that restarts the machine (switching the engine; with a
+			VM, any change of its template) stops the containers in it. When
+			containers run, set asks before applying such a change if stdin and
+			stderr are terminals; --yes applies it without asking, and scripts
+			(no terminal, or --wait=false) are never asked, only warned on stderr.
+
+			--list prints the values each property accepts (with PROPERTY, one
+			value a line: for kubernetes.version the bundled versions, newest
+			first, then the channels) and needs no daemon.`) + propertiesHelp(),
 		Example: example(`
 			rdd set running=true
 			rdd set kubernetes.enabled=true kubernetes.version=1.33
 			rdd set --wait=false containerEngine.name=containerd
-			rdd set --dry-run kubernetes.version=1.32.2`),
-		Args: usageArgs(cobra.MinimumNArgs(1)),
+			rdd set --dry-run kubernetes.version=1.32.2
+			rdd set --list kubernetes.version`),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if list {
+				return nil
+			}
+			return usageArgs(cobra.MinimumNArgs(1))(cmd, args)
+		},
+		ValidArgsFunction: completeSet,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if list {
+				return e.writeValues(args)
+			}
 			props, err := spec.ParseAssignments(args)
 			if err != nil {
 				return usageErr(err)
@@ -125,6 +161,9 @@ func newSetCommand(e *env) *cobra.Command {
 		},
 	}
 	addWaitFlags(cmd, &o)
+	o.confirm = true
+	cmd.Flags().BoolVarP(&o.yes, "yes", "y", false, "apply a change that restarts the machine without asking")
+	cmd.Flags().BoolVar(&list, "list", false, "print the values the properties accept, and change nothing")
 	return cmd
 }
 
@@ -173,22 +212,34 @@ func (e *env) applySpec(ctx context.Context, props map[string]string, o waitOpti
 	if err != nil {
 		return err
 	}
+	asked := false
+	if o.confirm && !o.dryRun && !o.yes && o.wait && e.stdinTTY && e.stderrTTY {
+		pre, err := c.Set(ctx, api.SetRequest{Set: props, DryRun: true, Command: command})
+		if err != nil {
+			return explainRejection(err, props)
+		}
+		if pre.Restart && pre.Containers > 0 {
+			if err := e.confirmRestart(pre); err != nil {
+				return err
+			}
+			asked = true
+		}
+	}
 	resp, err := c.Set(ctx, api.SetRequest{Set: props, DryRun: o.dryRun, Command: command})
 	if err != nil {
-		return err
+		return explainRejection(err, props)
 	}
-	r := setResult{Generation: resp.Generation, Seq: resp.Seq, Changed: resp.Changed, Created: resp.Created, DryRun: o.dryRun}
+	r := setResult{Generation: resp.Generation, Seq: resp.Seq, Changed: resp.Changed, Created: resp.Created, DryRun: o.dryRun,
+		Changes: resp.Changes, Restart: resp.Restart, Containers: resp.Containers}
 	data := o.format == render.JSON || o.format == render.YAML
 	if o.dryRun && data {
 		return e.printResult(o.format, r)
 	}
 	if o.dryRun {
-		changed := "no change"
-		if len(resp.Changed) > 0 {
-			changed = "would change " + strings.Join(resp.Changed, ", ")
-		}
-		_, err := fmt.Fprintf(e.stdout, "dry run: %s (generation %d)\n", changed, resp.Generation)
-		return err
+		return e.writeDryRun(resp)
+	}
+	if resp.Restart && resp.Containers > 0 && !asked {
+		fmt.Fprintf(e.stderr, "Warning: %s.\n", restartText(resp))
 	}
 	// Seq 0 is the daemon's word for "nothing changed" (api.SetResponse).
 	noop := resp.Seq == 0
@@ -206,4 +257,60 @@ func (e *env) applySpec(ctx context.Context, props map[string]string, o waitOpti
 	}
 	r.Settled, r.Conditions = true, s.Status.Conditions
 	return e.printResult(o.format, r)
+}
+
+// writeDryRun prints a dry run's answer: what would change, each
+// property's old and new value, and whether the machine would restart.
+func (e *env) writeDryRun(resp api.SetResponse) error {
+	var b strings.Builder
+	changed := "no change"
+	if len(resp.Changed) > 0 {
+		changed = "would change " + strings.Join(resp.Changed, ", ")
+	}
+	fmt.Fprintf(&b, "dry run: %s (generation %d)\n", changed, resp.Generation)
+	w := 0
+	for _, c := range resp.Changes {
+		w = max(w, len(c.Property))
+	}
+	for _, c := range resp.Changes {
+		fmt.Fprintf(&b, "  %-*s  %s → %s\n", w, c.Property, quoteEmpty(c.Old), quoteEmpty(c.New))
+	}
+	switch {
+	case resp.Restart:
+		b.WriteString(restartText(resp) + "\n")
+	case len(resp.Changes) > 0:
+		b.WriteString("applying it does not restart the machine\n")
+	}
+	_, err := io.WriteString(e.stdout, b.String())
+	return err
+}
+
+// quoteEmpty shows an empty value as "" rather than as nothing.
+func quoteEmpty(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+// restartText says that applying resp restarts the machine and what that
+// stops. The engine counts its containers, running or not: the text does
+// not claim they all run.
+func restartText(resp api.SetResponse) string {
+	if resp.Containers == 0 {
+		return "applying it restarts the machine"
+	}
+	return fmt.Sprintf("applying it restarts the machine, stopping the containers in it (%d)", resp.Containers)
+}
+
+// confirmRestart asks on the terminal before a change restarts the machine
+// with containers in it; anything but y or yes declines.
+func (e *env) confirmRestart(pre api.SetResponse) error {
+	fmt.Fprintf(e.stderr, "Warning: %s.\nApply it? [y/N] ", restartText(pre))
+	line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return errors.New("not applied: the change would restart the machine and stop its containers; nothing was written (run again with --yes to apply it without asking)")
 }

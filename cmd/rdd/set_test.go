@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/events"
 )
 
@@ -157,5 +158,111 @@ func TestDryRunHelpSaysNothingIsWritten(t *testing.T) {
 		if strings.Contains(strings.ToLower(help), "creates an absent") || !strings.Contains(flag, "writes nothing, not even an absent App") {
 			t.Errorf("%s --help describes --dry-run as %q", name, flag)
 		}
+	}
+}
+
+// restartingSet answers a set of containerEngine.name as a daemon whose
+// running machine holds 3 containers would.
+func restartingSet(req api.SetRequest) (api.SetResponse, error) {
+	resp := api.SetResponse{Generation: 5, Changed: []string{"containerEngine.name"},
+		Changes: []api.Change{{Property: "containerEngine.name", Old: "moby", New: "containerd"}}, Restart: true, Containers: 3}
+	if !req.DryRun {
+		resp.Generation, resp.Seq = 6, 9
+	}
+	return resp, nil
+}
+
+func TestSetDryRunShowsTheDiff(t *testing.T) {
+	h := newHarness(t)
+	b := &fakeBackend{set: restartingSet}
+	h.serve(b)
+	if code := h.run("set", "--dry-run", "containerEngine.name=containerd"); code != 0 {
+		t.Fatalf("set --dry-run = %d: %s", code, h.stderr)
+	}
+	want := "dry run: would change containerEngine.name (generation 5)\n" +
+		"  containerEngine.name  moby → containerd\n" +
+		"applying it restarts the machine, stopping the containers in it (3)\n"
+	if got := h.stdout.String(); got != want {
+		t.Errorf("set --dry-run =\n%s\nwant\n%s", got, want)
+	}
+	h.reset()
+	if code := h.run("set", "--dry-run", "-o", "json", "containerEngine.name=containerd"); code != 0 {
+		t.Fatalf("set --dry-run -o json = %d: %s", code, h.stderr)
+	}
+	if got := h.stdout.String(); !strings.Contains(got, `"changes":[{"property":"containerEngine.name","old":"moby","new":"containerd"}],"restart":true,"containers":3`) {
+		t.Errorf("set --dry-run -o json = %s", got)
+	}
+	b.set = func(api.SetRequest) (api.SetResponse, error) {
+		return api.SetResponse{Generation: 5, Changed: []string{"kubernetes.version"},
+			Changes: []api.Change{{Property: "kubernetes.version", Old: "", New: "1.34.6"}}}, nil
+	}
+	h.reset()
+	if code := h.run("set", "--dry-run", "kubernetes.version=1.34.6"); code != 0 {
+		t.Fatalf("set --dry-run = %d: %s", code, h.stderr)
+	}
+	if got := h.stdout.String(); !strings.Contains(got, `  kubernetes.version  "" → 1.34.6`+"\n") || !strings.HasSuffix(got, "applying it does not restart the machine\n") {
+		t.Errorf("set --dry-run without a restart =\n%s", got)
+	}
+}
+
+func TestSetAsksBeforeRestartingContainers(t *testing.T) {
+	settled := []events.Snapshot{appAt(6, cond("Settled", "True", "Settled", 6))}
+	t.Run("declined on a terminal", func(t *testing.T) {
+		h := newHarness(t)
+		h.e.stdinTTY, h.e.stderrTTY = true, true
+		h.e.stdin = strings.NewReader("n\n")
+		b := &fakeBackend{set: restartingSet, watch: settled}
+		h.serve(b)
+		if code := h.run("set", "containerEngine.name=containerd"); code != 1 {
+			t.Fatalf("declined set = %d, want 1: %s", code, h.stderr)
+		}
+		if !strings.Contains(h.stderr.String(), "stopping the containers in it (3).\nApply it? [y/N] ") || !strings.Contains(h.stderr.String(), "not applied") {
+			t.Errorf("stderr = %q", h.stderr)
+		}
+		if sets := b.recordedSets(); len(sets) != 1 || !sets[0].DryRun {
+			t.Errorf("a declined set wrote: %+v", sets)
+		}
+	})
+	t.Run("accepted on a terminal", func(t *testing.T) {
+		h := newHarness(t)
+		h.e.stdinTTY, h.e.stderrTTY = true, true
+		h.e.stdin = strings.NewReader("y\n")
+		b := &fakeBackend{set: restartingSet, watch: settled}
+		h.serve(b)
+		if code := h.run("set", "containerEngine.name=containerd"); code != 0 {
+			t.Fatalf("accepted set = %d: %s", code, h.stderr)
+		}
+		if sets := b.recordedSets(); len(sets) != 2 || !sets[0].DryRun || sets[1].DryRun {
+			t.Errorf("requests = %+v", sets)
+		}
+		if strings.Count(h.stderr.String(), "Warning:") != 1 {
+			t.Errorf("warned more than once: %q", h.stderr)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		args []string
+		tty  bool
+	}{
+		{"--yes on a terminal", []string{"set", "--yes", "containerEngine.name=containerd"}, true},
+		{"a script", []string{"set", "containerEngine.name=containerd"}, false},
+		{"--wait=false on a terminal", []string{"set", "--wait=false", "containerEngine.name=containerd"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.e.stdinTTY, h.e.stderrTTY = tt.tty, tt.tty
+			b := &fakeBackend{set: restartingSet, watch: settled}
+			h.serve(b)
+			if code := h.run(tt.args...); code != 0 {
+				t.Fatalf("%v = %d: %s", tt.args, code, h.stderr)
+			}
+			if sets := b.recordedSets(); len(sets) != 1 || sets[0].DryRun {
+				t.Errorf("%v asked or wrote twice: %+v", tt.args, sets)
+			}
+			if !strings.Contains(h.stderr.String(), "Warning: applying it restarts the machine, stopping the containers in it (3).\n") ||
+				strings.Contains(h.stderr.String(), "[y/N]") {
+				t.Errorf("%v stderr = %q, want a warning and no question", tt.args, h.stderr)
+			}
+		})
 	}
 }

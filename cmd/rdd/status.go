@@ -31,6 +31,13 @@ func (o *outputFlags) add(cmd *cobra.Command, allowed ...render.Format) {
 		names += string(f)
 	}
 	cmd.Flags().StringVarP(&o.output, "output", "o", string(allowed[0]), "output format: "+names)
+	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		out := make([]cobra.Completion, len(allowed))
+		for i, f := range allowed {
+			out[i] = string(f)
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	})
 	cmd.Flags().BoolVar(&o.json, "json", false, "shorthand for -o json")
 }
 

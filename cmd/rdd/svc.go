@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -181,55 +179,6 @@ func newSvcStatusCommand(e *env) *cobra.Command {
 	return cmd
 }
 
-func newSvcLogsCommand(e *env) *cobra.Command {
-	var follow, stdout, stderr bool
-	cmd := &cobra.Command{
-		Use:   "logs [-f] [--stdout|--stderr]",
-		Short: "Print the daemon log",
-		Long: doc(`
-			Print the daemon's log (JSON lines). --follow keeps printing what is
-			appended, across rotations, until interrupted. --stdout and --stderr
-			print the daemon process's captured output instead.`),
-		Example: example(`
-			rdd svc logs
-			rdd svc logs -f | jq -r .msg
-			rdd svc logs --stderr`),
-		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := e.instance()
-			if err != nil {
-				return err
-			}
-			if stdout && stderr {
-				return usageErrf("--stdout and --stderr cannot be combined")
-			}
-			path := p.DaemonLog
-			switch {
-			case stdout:
-				path = p.DaemonStdoutLog
-			case stderr:
-				path = p.DaemonStderrLog
-			}
-			if follow {
-				return svc.Follow(cmd.Context(), path, e.stdout)
-			}
-			f, err := os.Open(path)
-			if errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("no log at %s: the daemon of instance %s has not run", path, p.Instance)
-			} else if err != nil {
-				return fmt.Errorf("read log: %w", err)
-			}
-			defer f.Close()
-			_, err = f.WriteTo(e.stdout)
-			return err
-		},
-	}
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new log lines until interrupted")
-	cmd.Flags().BoolVar(&stdout, "stdout", false, "print the daemon's standard output log")
-	cmd.Flags().BoolVar(&stderr, "stderr", false, "print the daemon's standard error log")
-	return cmd
-}
-
 func newSvcPathsCommand(e *env) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
@@ -257,6 +206,7 @@ func newSvcPathsCommand(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or shell")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]cobra.Completion{"table", "json", "shell"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -283,11 +233,8 @@ func writePaths(e *env, m map[string]string, args []string, output string) error
 		}
 		return render.Table(e.stdout, rows)
 	case "json":
-		b, err := json.MarshalIndent(m, "", "  ")
-		if err != nil {
-			return err
-		}
-		return writeLine(e.stdout, b)
+		// One line like every other -o json (doc.go), not indented.
+		return render.WriteJSON(e.stdout, m)
 	case "shell":
 		var b strings.Builder
 		for _, k := range keys {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rdd-project/rdd/internal/api"
+	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/cli/render"
 	"github.com/rdd-project/rdd/internal/events"
 )
@@ -41,7 +44,7 @@ func newWhyCommand(e *env) *cobra.Command {
 			if err != nil {
 				return usageErr(err)
 			}
-			l, err := e.fetchLog(cmd.Context(), 0)
+			l, err := e.readLog(cmd.Context(), func(c logReader) (daemonLog, error) { return fetchWhyLog(cmd.Context(), c, t) })
 			if err != nil {
 				return err
 			}
@@ -61,6 +64,66 @@ func newWhyCommand(e *env) *cobra.Command {
 	}
 	out.add(cmd, formats...)
 	return cmd
+}
+
+// whyWindow is how many events before the reason event fetchWhyLog first
+// looks through for the spec change; it quadruples until one turns up.
+var whyWindow uint64 = 4096
+
+// fetchWhyLog fetches the part of the log that why reads: from the latest
+// spec change at or before the event that set t's reason (where its answer
+// starts) to the head, onto the snapshot after that spec change. The
+// rest of the log cannot change the answer, and reading all of it cost
+// `rdd why` most of its time on a long log. It falls back to the whole log
+// (fetchLogFrom) when no spec change precedes the reason or the retention
+// policy removed events on the way.
+func fetchWhyLog(ctx context.Context, c logReader, t events.ConditionType) (daemonLog, error) {
+	cur, err := c.Status(ctx)
+	if err != nil {
+		return daemonLog{}, err
+	}
+	cond, ok := cur.Condition(t)
+	if !cur.Exists || !ok {
+		return fetchLogFrom(ctx, c, 0)
+	}
+	limit := cond.ReasonSeq
+	if limit == 0 || limit > cur.Seq {
+		limit = cur.Seq
+	}
+	var spec uint64 // seq of the latest SpecChanged at or before limit
+	for w := whyWindow; spec == 0; w *= 4 {
+		from := limit - min(w, limit)
+		envs, err := listEvents(ctx, c, from, limit)
+		if _, gone := client.ResumeSeq(err); gone {
+			return fetchLogFrom(ctx, c, 0)
+		}
+		if err != nil {
+			return daemonLog{}, err
+		}
+		for i := len(envs) - 1; i >= 0 && spec == 0; i-- {
+			if envs[i].Type == events.TypeSpecChanged {
+				spec = envs[i].Seq
+			}
+		}
+		if spec == 0 && from == 0 {
+			return fetchLogFrom(ctx, c, 0)
+		}
+	}
+	base, err := c.StatusAt(ctx, api.At{Seq: spec})
+	if _, gone := client.ResumeSeq(err); gone {
+		return fetchLogFrom(ctx, c, 0)
+	}
+	if err != nil {
+		return daemonLog{}, err
+	}
+	envs, err := listEvents(ctx, c, spec-1, 0)
+	if _, gone := client.ResumeSeq(err); gone {
+		return fetchLogFrom(ctx, c, 0)
+	}
+	if err != nil {
+		return daemonLog{}, err
+	}
+	return daemonLog{Base: &base, Envs: envs}, nil
 }
 
 func conditionNames() []string {
@@ -147,8 +210,7 @@ func explain(l daemonLog, t events.ConditionType, now time.Time) (whyReport, err
 		return whyReport{}, err
 	}
 	reasonNow := func() string {
-		snap := p.Snapshot()
-		if c, ok := snap.Condition(t); ok {
+		if c, ok := p.Condition(t); ok {
 			return c.Reason
 		}
 		return "(absent)"
@@ -186,7 +248,7 @@ func explain(l daemonLog, t events.ConditionType, now time.Time) (whyReport, err
 			r.Failures = append(r.Failures, machineFailure{Machine: m, Failure: *f})
 		}
 	}
-	if l.Base != nil {
+	if l.Base != nil && l.RemovedThrough > 0 {
 		r.Retention = &retentionInfo{RemovedThrough: l.RemovedThrough, ReplayedFrom: l.Base.Seq}
 	}
 	limit := c.ReasonSeq

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,7 +74,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.query(w, r); !ok {
 		return
 	}
-	s.writeJSON(w, r, Health{Status: "ok", Version: s.opts.Version, PID: os.Getpid()})
+	h := Health{Status: "ok", Version: s.opts.Version, PID: os.Getpid(),
+		Commit: s.opts.Commit, BuildDate: s.opts.BuildDate, GoVersion: runtime.Version()}
+	if s.opts.Components != nil {
+		h.Engine, h.Kubernetes = s.opts.Components()
+	}
+	s.writeJSON(w, r, h)
 }
 
 // status serves GET /v1/status[?at=…] and, with watch=true, the watch stream.

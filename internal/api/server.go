@@ -52,6 +52,12 @@ type Server struct {
 type ServerOptions struct {
 	// Version is sent in the Rdd-Version header and by GET /v1/healthz.
 	Version string
+	// Commit and BuildDate are sent by GET /v1/healthz.
+	Commit, BuildDate string
+	// Components, if non-nil, says which engine and k3s run, for GET
+	// /v1/healthz; it is called on every health check, so it must be cheap
+	// (no I/O) and safe for concurrent use. A nil result is left out.
+	Components func() (engine, kubernetes *Component)
 	// Engine, if non-nil, answers GET /v1/engine/{containers,images,volumes};
 	// without it those answer 404.
 	Engine EngineInventory

@@ -234,7 +234,9 @@ func TestSet(t *testing.T) {
 		"malformed":      `{"set":`,
 		"empty":          ``,
 		"trailing data":  `{"set":{}} {}`,
-		"wrong type":     `{"set":{"running":true}}`,
+		"a number":       `{"set":{"running":1}}`,
+		"null":           `{"set":{"running":null}}`,
+		"an object":      `{"set":{"running":{"value":true}}}`,
 		"larger than 1M": huge,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -242,10 +244,19 @@ func TestSet(t *testing.T) {
 			wantErrorBody(t, status, rb, 400, api.CodeBadRequest)
 		})
 	}
-	if n := len(b.Sets()); n != 1 {
-		t.Fatalf("Backend applied %d sets, want 1", n)
+	// JSON booleans are accepted as well as strings (README: POST /v1/spec).
+	status, _, rb := do(t, srv.Socket, "POST", "/v1/spec", strings.NewReader(`{"set":{"running":false,"kubernetes.enabled":"true"}}`))
+	if status != 200 {
+		t.Fatalf("POST /v1/spec with a JSON boolean = %d: %s", status, rb)
 	}
-	if b.Snapshot().Seq != 1 {
+	sets := b.Sets()
+	if len(sets) != 2 || sets[1].Req.Set["running"] != "false" || sets[1].Req.Set["kubernetes.enabled"] != "true" {
+		t.Fatalf("Backend got %+v", sets)
+	}
+	if n := len(b.Sets()); n != 2 {
+		t.Fatalf("Backend applied %d sets, want 2", n)
+	}
+	if b.Snapshot().Seq != 2 {
 		t.Fatal("a refused set appended")
 	}
 }

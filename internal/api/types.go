@@ -5,7 +5,10 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/rdd-project/rdd/internal/events"
@@ -13,12 +16,48 @@ import (
 
 // SetRequest is the body of POST /v1/spec.
 type SetRequest struct {
-	// Set maps dotted property names to their string values, e.g.
-	// {"kubernetes.enabled": "true"}.
-	Set    map[string]string `json:"set"`
-	DryRun bool              `json:"dryRun,omitempty"`
+	// Set maps dotted property names to their values, e.g.
+	// {"kubernetes.enabled": "true"} or {"kubernetes.enabled": true}.
+	Set    Properties `json:"set"`
+	DryRun bool       `json:"dryRun,omitempty"`
 	// Command is the CLI command line, recorded as the change's source.
 	Command string `json:"command,omitempty"`
+}
+
+// Properties maps dotted property names to values as `rdd set` spells
+// them. On the wire a value is a JSON string or, for a boolean property, a
+// JSON boolean as well (true reads as "true"): what a client writes from a
+// typed value. Numbers, null, arrays and objects are refused rather than
+// guessed at (1.30 is not "1.30").
+type Properties map[string]string
+
+// UnmarshalJSON reads an object of strings and booleans.
+func (p *Properties) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*p = nil
+		return nil
+	}
+	out := make(Properties, len(raw))
+	for k, v := range raw {
+		var s string
+		// null would decode as "" and clear the property unasked.
+		if string(v) != "null" && json.Unmarshal(v, &s) == nil {
+			out[k] = s
+			continue
+		}
+		var flag bool
+		if string(v) != "null" && json.Unmarshal(v, &flag) == nil {
+			out[k] = strconv.FormatBool(flag)
+			continue
+		}
+		return fmt.Errorf("value of %q is %s: want a string, or true or false", k, v)
+	}
+	*p = out
+	return nil
 }
 
 // SetResponse answers POST /v1/spec. Seq is the seq of the SpecChanged event,
@@ -31,6 +70,24 @@ type SetResponse struct {
 	Created bool `json:"created,omitempty"`
 	// Spec is the spec after the write (or after the dry run).
 	Spec any `json:"spec,omitempty"`
+	// Changes lists each changed property with its value before and after
+	// the write, in the order of Changed (Old is "" when the write creates
+	// the App).
+	Changes []Change `json:"changes,omitempty"`
+	// Restart is true when applying the write restarts the running machine
+	// (the VM, or the host driver's engine), which stops every container in
+	// it; Containers is how many containers the engine held before. Both
+	// come from the state just before the write.
+	Restart    bool `json:"restart,omitempty"`
+	Containers int  `json:"containers,omitempty"`
+}
+
+// Change is one property's value before and after a write, as `rdd set`
+// spells values.
+type Change struct {
+	Property string `json:"property"`
+	Old      string `json:"old"`
+	New      string `json:"new"`
 }
 
 // ErrorBody is every error answer: {"error": "...", "code": "..."}, plus

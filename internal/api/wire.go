@@ -42,11 +42,25 @@ const (
 	CodeRequestTimeout   = "RequestTimeout"   // 408: the request body did not arrive in time
 )
 
-// Health answers GET /v1/healthz.
+// Health answers GET /v1/healthz. Besides liveness it carries what `rdd
+// version` shows of the daemon: its build, and the engine and k3s it runs.
 type Health struct {
-	Status  string `json:"status"` // always "ok"
-	Version string `json:"version"`
-	PID     int    `json:"pid"`
+	Status    string `json:"status"` // always "ok"
+	Version   string `json:"version"`
+	PID       int    `json:"pid"`
+	Commit    string `json:"commit,omitempty"`
+	BuildDate string `json:"buildDate,omitempty"`
+	GoVersion string `json:"goVersion,omitempty"`
+	// Engine and Kubernetes are set while the daemon runs them.
+	Engine     *Component `json:"engine,omitempty"`
+	Kubernetes *Component `json:"kubernetes,omitempty"`
+}
+
+// Component is a piece of software the daemon runs and its version, empty
+// when the daemon does not know it (yet).
+type Component struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
 }
 
 // DeleteResponse answers DELETE /v1/app.

@@ -40,6 +40,8 @@ type Options struct {
 	LogLevel string
 	// Version is the rdd version recorded in DaemonStarted.
 	Version string
+	// Commit and BuildDate describe the build, for GET /v1/healthz.
+	Commit, BuildDate string
 	// Ready, if non-nil, is closed once the socket serves.
 	Ready chan<- struct{}
 	// Getenv reads the daemon's environment (frozen at start, F20); nil means os.Getenv.
@@ -204,7 +206,8 @@ func (d *daemon) serve(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(d, d.logger, api.ServerOptions{Version: opts.Version, Engine: d.engine})
+	srv := api.NewServer(d, d.logger, api.ServerOptions{Version: opts.Version, Commit: opts.Commit, BuildDate: opts.BuildDate,
+		Engine: d.engine, Components: d.components})
 
 	cctx, ccancel := context.WithCancel(context.WithoutCancel(ctx))
 	var ctlWG sync.WaitGroup
@@ -367,6 +370,24 @@ type daemon struct {
 
 var _ api.Backend = (*daemon)(nil)
 
+// components says which engine and k3s run, for `rdd version`: from the
+// snapshot in memory and the engine watcher's last connection, so a health
+// check stays free of I/O. A component counts as running once its
+// condition is True.
+func (d *daemon) components() (eng, kube *api.Component) {
+	snap := d.w.Snapshot()
+	if snap.Spec == nil {
+		return nil, nil
+	}
+	if c, ok := snap.Condition(events.CondContainerEngineReady); ok && c.Status == events.StatusTrue {
+		eng = &api.Component{Name: string(snap.Spec.ContainerEngine.Name), Version: d.engine.engineVersion()}
+	}
+	if c, ok := snap.Condition(events.CondKubernetesReady); ok && c.Status == events.StatusTrue && snap.Spec.Kubernetes.Enabled {
+		kube = &api.Component{Name: "k3s", Version: d.kube.tag(snap)}
+	}
+	return eng, kube
+}
+
 func (d *daemon) Snapshot() events.Snapshot { return d.w.Snapshot() }
 
 func (d *daemon) SnapshotAt(ctx context.Context, at api.At) (events.Snapshot, error) {
@@ -382,7 +403,33 @@ func (d *daemon) Events(ctx context.Context, q api.EventQuery, fn func(events.En
 }
 
 func (d *daemon) SetSpec(ctx context.Context, req api.SetRequest, src api.Source) (api.SetResponse, error) {
-	return d.w.SetSpec(ctx, req, src)
+	// Read before the write: a later snapshot may already show the
+	// machine stopping for this very change.
+	before := d.w.Snapshot()
+	resp, err := d.w.SetSpec(ctx, req, src)
+	if err == nil {
+		resp.Restart, resp.Containers = d.restarts(before, resp)
+	}
+	return resp, err
+}
+
+// restarts reports whether resp, applied to the state before, restarts a
+// running machine, and how many containers the engine held: the driver's
+// restart key (vm.RestartKeyOf) of the old and new configuration differ,
+// the machine runs and the new spec keeps it running (a stop is no restart).
+func (d *daemon) restarts(before events.Snapshot, resp api.SetResponse) (bool, int) {
+	next, ok := resp.Spec.(spec.Spec)
+	if !ok || !before.Exists || before.Spec == nil || !before.Spec.Running || !next.Running ||
+		before.Machine(events.MachineVM).State != string(events.VMRunning) {
+		return false, 0
+	}
+	port := before.Status.KubernetesPort
+	oldKey := vm.RestartKeyOf(d.vm.drv, vm.ConfigFor(*before.Spec, port))
+	newKey := vm.RestartKeyOf(d.vm.drv, vm.ConfigFor(next, port))
+	if oldKey == newKey {
+		return false, 0
+	}
+	return true, before.Machines[events.MachineEngine].Facts.Containers
 }
 
 // DeleteApp stops the App, waits until it has settled stopped, records the

@@ -28,8 +28,11 @@ type engineController struct {
 	logger *zap.Logger
 	loop   *loop
 
-	mu      sync.Mutex // guards watcher for the inventory readers
+	mu      sync.Mutex // guards watcher and version for the API's readers
 	watcher *engine.Watcher
+	// version is the engine's own version, as its watcher last connected
+	// (moby only); "" while no watcher is connected.
+	version string
 	cancel  context.CancelFunc
 	done    chan struct{}
 	// watchToken identifies the current watcher, so a late report of a
@@ -159,6 +162,11 @@ func (c *engineController) onPhase(ctx context.Context, token int, ph engine.Pha
 	if token != c.watchToken || !c.watcherRunning() {
 		return // a late report from a watcher already stopped
 	}
+	if ph.EngineVersion != "" {
+		c.mu.Lock()
+		c.version = ph.EngineVersion
+		c.mu.Unlock()
+	}
 	a := decidePhase(events.EngineState(c.m.Current()), stampGen(c.w.Snapshot()), ph)
 	if _, err := c.execute(ctx, a); err != nil && ctx.Err() == nil {
 		c.logger.Error("record engine phase", zap.String("phase", string(ph.State)), zap.Error(err))
@@ -194,6 +202,7 @@ func (c *engineController) stopWatcher() {
 	c.mu.Lock()
 	w, cancel, done := c.watcher, c.cancel, c.done
 	c.watcher, c.cancel, c.done = nil, nil, nil
+	c.version = ""
 	c.mu.Unlock()
 	if w == nil {
 		return
@@ -270,4 +279,12 @@ func (c *engineController) notConnected() error {
 		return &api.Error{Code: api.CodeConflict, Message: "the App is stopped: start it with `rdd start`"}
 	}
 	return &api.Error{Code: api.CodeConflict, Message: "the container engine is not connected yet: see `rdd why ContainerEngineReady`"}
+}
+
+// engineVersion is the version of the engine the watcher is connected to,
+// "" when none is.
+func (c *engineController) engineVersion() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version
 }

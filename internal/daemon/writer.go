@@ -450,6 +450,13 @@ func planSpecChange(cur events.Snapshot, r *specReq) (*events.SpecChanged, api.S
 		return nil, api.SetResponse{Generation: cur.Generation}, err
 	}
 	resp := api.SetResponse{Generation: cur.Generation, Changed: changed, Spec: next}
+	for _, name := range changed {
+		c := api.Change{Property: name, New: next.Value(name)}
+		if current != nil {
+			c.Old = current.Value(name)
+		}
+		resp.Changes = append(resp.Changes, c)
+	}
 	if current == nil {
 		resp.Created = true
 		resp.Generation = 1

@@ -339,6 +339,18 @@ func (p *Projector) Snapshot() Snapshot {
 	return s
 }
 
+// Condition returns the current condition of type t, if present: what
+// Snapshot().Condition(t) returns, without copying the whole projection
+// (rdd why asks after every event of a log).
+func (p *Projector) Condition(t ConditionType) (Condition, bool) {
+	for i := range p.st.conds {
+		if p.st.conds[i].Type == t {
+			return p.st.conds[i], true
+		}
+	}
+	return Condition{}, false
+}
+
 // Restore replaces the projector's state with s, typically a checkpoint, so
 // that folding the events after s.Seq continues exactly where the snapshot
 // was taken. It checks that s is well-formed (known machines and states,

@@ -221,3 +221,19 @@ func ParseAssignments(args []string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// Value returns the value of property name in s as `rdd set` spells it
+// ("true", "moby", "1.33.1"), "" for an unknown name.
+func (s Spec) Value(name string) string {
+	switch name {
+	case "running":
+		return strconv.FormatBool(s.Running)
+	case "containerEngine.name":
+		return string(s.ContainerEngine.Name)
+	case "kubernetes.enabled":
+		return strconv.FormatBool(s.Kubernetes.Enabled)
+	case "kubernetes.version":
+		return s.Kubernetes.Version
+	}
+	return ""
+}

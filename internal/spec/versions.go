@@ -193,3 +193,13 @@ func compareVersions(a, b string) int {
 	}
 	return len(pa) - len(pb)
 }
+
+// Channels returns the channel names ("latest", "stable", "1.33", …), sorted.
+func (v *Versions) Channels() []string {
+	out := make([]string, 0, len(v.channels))
+	for name := range v.channels {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -152,3 +152,31 @@ func BenchmarkOpen1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(st.Size())/(1<<20), "file-MiB")
 }
+
+// BenchmarkOpenReader100k opens a log of 100k events as `rdd status` does
+// with the daemon down, next to Open of the same file: OpenReader leaves
+// the events bucket's leaves to the reads that reach them.
+func BenchmarkOpenReader100k(b *testing.B) {
+	const n = 100_000
+	path := filepath.Join(b.TempDir(), "events.db")
+	fill(b, path, n)
+	for _, tt := range []struct {
+		name string
+		open func(string, store.Options) (*store.Log, error)
+	}{{"OpenReader", store.OpenReader}, {"Open", store.Open}} {
+		b.Run(tt.name, func(b *testing.B) {
+			for b.Loop() {
+				l, err := tt.open(path, store.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if l.LastSeq() != n {
+					b.Fatalf("LastSeq = %d", l.LastSeq())
+				}
+				if err := l.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

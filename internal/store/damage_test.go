@@ -89,6 +89,12 @@ func exercise(t testing.TB, path string) {
 			t.Fatalf("%s: error does not name %s: %v", what, path, err)
 		}
 	}
+	// The reader first: Open and the writes below change the file.
+	if l, err := store.OpenReader(path, store.Options{Timeout: time.Second}); err != nil {
+		named("OpenReader", err)
+	} else {
+		exerciseReader(t, l, named)
+	}
 	if l, err := store.Open(path, store.Options{Timeout: time.Second, NoSync: true}); err != nil {
 		named("Open", err)
 	} else {
@@ -119,6 +125,34 @@ func exerciseLog(t testing.TB, l *store.Log, named func(string, error)) {
 	named("Compact", err)
 	named("Check", l.Check())
 	named("Close", l.Close())
+}
+
+// exerciseReader is exerciseLog for a log from OpenReader, which checks
+// the events bucket's leaves only as reads reach them: every read must
+// still return, and the writes must be refused.
+func exerciseReader(t testing.TB, l *store.Log, named func(string, error)) {
+	n := 0
+	err := l.Range(l.CompactedThrough(), 0, func(events.Envelope) error { n++; return nil })
+	named("reader Range", err)
+	if seq, ok := store.DamagedAt(err); ok && seq != l.CompactedThrough()+uint64(n)+1 {
+		t.Fatalf("reader Range delivered %d events from %d, then reported event %d", n, l.CompactedThrough(), seq)
+	}
+	for _, seq := range []uint64{l.LastSeq(), l.CompactedThrough() + 1, (l.CompactedThrough() + l.LastSeq()) / 2} {
+		_, err = l.Get(seq)
+		named("reader Get", err)
+	}
+	_, _, _, err = l.CheckpointAtOrBefore(l.LastSeq() / 2)
+	named("reader CheckpointAtOrBefore", err)
+	_, err = l.Append(storetest.Envelopes(1000, 1)...)
+	if err == nil {
+		t.Fatal("a reader appended")
+	}
+	named("reader Append", err)
+	named("reader SaveCheckpoint", l.SaveCheckpoint(l.LastSeq(), []byte("{}")))
+	_, err = l.Compact(l.LastSeq())
+	named("reader Compact", err)
+	named("reader Check", l.Check())
+	named("reader Close", l.Close())
 }
 
 // writeDamaged writes data as events.db in a fresh directory, with the
@@ -191,6 +225,38 @@ func TestDamagedPages(t *testing.T) {
 	}
 	for _, o := range ops {
 		exercise(t, writeDamaged(t, t.TempDir(), damage(base, o)))
+	}
+}
+
+// TestLeafTurnedBranch turns each leaf page into a branch page, whose
+// elements then read as child page ids, and then makes them all point at
+// the page itself: the damage that sends bbolt round a cycle. OpenReader does not read the events bucket's leaves at
+// open, so its reads must find each one before bbolt follows it.
+func TestLeafTurnedBranch(t *testing.T) {
+	base, err := damageBase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	turned := 0
+	for p := 2; (p+1)*damagePage <= len(base); p++ {
+		hdr := base[p*damagePage:]
+		if binary.NativeEndian.Uint64(hdr) != uint64(p) || binary.NativeEndian.Uint16(hdr[8:]) != 0x02 {
+			continue
+		}
+		data := bytes.Clone(base)
+		binary.NativeEndian.PutUint16(data[p*damagePage+8:], 0x01)
+		exercise(t, writeDamaged(t, t.TempDir(), data))
+		// And with every element pointing back at the page itself: a
+		// cycle bbolt would recurse round until the stack overflows.
+		n := int(binary.NativeEndian.Uint16(data[p*damagePage+10:]))
+		for i := 0; i < n && 16+(i+1)*16 <= damagePage; i++ {
+			binary.NativeEndian.PutUint64(data[p*damagePage+16+i*16+8:], uint64(p))
+		}
+		exercise(t, writeDamaged(t, t.TempDir(), data))
+		turned++
+	}
+	if turned < 10 {
+		t.Fatalf("only %d leaf pages in the base log: the test covers too little", turned)
 	}
 }
 
@@ -350,6 +416,17 @@ func TestOldFormatReadable(t *testing.T) {
 		}
 		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("1"))
 	})
+	// A reader reads it as it is, and leaves it at schema 1.
+	r, err := store.OpenReader(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := storetest.Collect(r, 0, 0); err != nil || !eventsEqual(got, want) || r.Info().Schema != 1 {
+		t.Fatalf("reader of the old log: %d events, schema %d, %v", len(got), r.Info().Schema, err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
 	l = openAt(t, path, store.Options{})
 	if l.Info().Schema != store.SchemaVersion {
 		t.Errorf("schema after open = %d, want %d", l.Info().Schema, store.SchemaVersion)

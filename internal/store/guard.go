@@ -45,6 +45,9 @@ func (l *Log) update(what string, fn func(*bolt.Tx) error) error {
 	if err := l.writeRefused(); err != nil {
 		return err
 	}
+	if l.lazy != nil {
+		return fmt.Errorf("store: %s %s: the log was opened for reading only (OpenReader)", what, l.path)
+	}
 	return l.guarded(what, func() error { return l.db.Update(fn) })
 }
 

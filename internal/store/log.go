@@ -29,6 +29,10 @@ type Log struct {
 	compacted atomic.Uint64 // highest seq removed by Compact
 	closed    atomic.Bool
 	broken    atomic.Pointer[error] // set once a write found the file damaged
+	// lazy, set by OpenReader, holds the leaves of the events bucket whose
+	// headers are read before bbolt may reach them (checkEvents); such a
+	// Log never writes.
+	lazy *lazyLeaves
 }
 
 // Path returns the file the log was opened from.
@@ -125,6 +129,9 @@ func (l *Log) Range(since uint64, limit int, fn func(events.Envelope) error) err
 			if b == nil {
 				return corruptError(l.path, "the events bucket is gone", nil)
 			}
+			if err := l.checkEvents(from+1, min(end, from+uint64(rangeChunk))); err != nil {
+				return err
+			}
 			c := b.Cursor()
 			want := from + 1
 			for k, v := c.Seek(seqKey(want)); want <= end && len(chunk) < rangeChunk; k, v = c.Next() {
@@ -192,6 +199,9 @@ func (l *Log) Get(seq uint64) (events.Envelope, error) {
 		b := tx.Bucket(bucketEvents)
 		if b == nil {
 			return corruptError(l.path, "the events bucket is gone", nil)
+		}
+		if err := l.checkEvents(seq, seq); err != nil {
+			return err
 		}
 		v := b.Get(seqKey(seq))
 		if v == nil {

@@ -224,6 +224,9 @@ func (l *Log) load() error {
 			return corruptError(l.path, "missing events or checkpoints bucket", nil)
 		}
 		last := b.Sequence()
+		if err := l.checkLastLeaf(); err != nil {
+			return err
+		}
 		k, v := b.Cursor().Last()
 		switch seq, ok := keySeq(k); {
 		case k == nil && last != compacted:

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -35,6 +36,9 @@ type walker struct {
 	full     bool
 	seen     []uint64 // bitmap of the pages referenced so far
 	problems []string
+	// lazy, when non-nil, takes the leaves of the events bucket unread
+	// (walkLazy); leaf names a top-level leaf page's bucket key.
+	lazy *lazyLeaves
 }
 
 const (
@@ -56,6 +60,11 @@ const (
 // page able to send bbolt round a cycle, a stack overflow that kills the
 // process.
 func walkFile(f *os.File, size int64, m boltMeta, full bool) (problems []string) {
+	return walk(f, size, m, full, nil)
+}
+
+// walk is walkFile; a non-nil lazy takes the events bucket's leaves unread.
+func walk(f *os.File, size int64, m boltMeta, full bool, lazy *lazyLeaves) (problems []string) {
 	mem, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		return []string{fmt.Sprintf("cannot map the file: %v", err)}
@@ -69,7 +78,7 @@ func walkFile(f *os.File, size int64, m boltMeta, full bool) (problems []string)
 			problems = append(problems, fmt.Sprintf("reading the file failed: %v", r))
 		}
 	}()
-	w := &walker{mem: mem, ps: uint64(m.pageSize), hwm: m.pgid, full: full, seen: make([]uint64, (m.pgid+63)/64)}
+	w := &walker{mem: mem, ps: uint64(m.pageSize), hwm: m.pgid, full: full, seen: make([]uint64, (m.pgid+63)/64), lazy: lazy}
 	w.mark(0, 0)
 	w.mark(1, 0)
 	w.tree(m.root, 0, true)
@@ -152,7 +161,7 @@ func (w *walker) tree(id uint64, depth int, top bool) {
 		}
 	case leafFlag:
 		if w.full || top {
-			w.leaf(id, data, depth)
+			w.leaf(id, data, depth, top)
 		}
 	default:
 		w.fail("page %d has flags %#x where a branch or leaf page belongs", id, flags)
@@ -177,30 +186,43 @@ func within(data []byte, i int, pos, n uint64) bool {
 }
 
 func (w *walker) branch(id uint64, data []byte) []uint64 {
+	children, _ := w.branchKeys(id, data, false)
+	return children
+}
+
+// branchKeys returns a branch page's children and, with keys, their keys
+// (each child's first key), which alias the walk's mapping.
+func (w *walker) branchKeys(id uint64, data []byte, keys bool) ([]uint64, [][]byte) {
 	n, ok := w.elems(id, data)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	if n == 0 {
 		w.fail("branch page %d is empty", id)
 	}
 	ne := binary.NativeEndian
 	children := make([]uint64, 0, n)
+	var ks [][]byte
 	for i := 0; i < n; i++ {
 		e := data[pageHeaderSize+i*elemSize:]
 		pos, ksize, child := uint64(ne.Uint32(e)), uint64(ne.Uint32(e[4:])), ne.Uint64(e[8:])
 		if ksize == 0 || !within(data, i, pos, ksize) {
 			w.fail("branch page %d: key %d lies outside the page", id, i)
-			return nil
+			return nil, nil
 		}
 		children = append(children, child)
+		if keys {
+			start := uint64(pageHeaderSize+i*elemSize) + pos
+			ks = append(ks, data[start:start+ksize]) // valid while the walk maps the file
+		}
 	}
-	return children
+	return children, ks
 }
 
 // leaf checks the elements of a leaf page (or an inline bucket's page) and
-// descends into the buckets it holds.
-func (w *walker) leaf(id uint64, data []byte, depth int) {
+// descends into the buckets it holds; top: a leaf of the root bucket, whose
+// keys name the top-level buckets.
+func (w *walker) leaf(id uint64, data []byte, depth int, top bool) {
 	n, ok := w.elems(id, data)
 	if !ok {
 		return
@@ -224,6 +246,11 @@ func (w *walker) leaf(id uint64, data []byte, depth int) {
 			continue
 		}
 		if root := ne.Uint64(v); root != 0 {
+			key := data[start-ksize : start]
+			if w.lazy != nil && top && bytes.Equal(key, bucketEvents) {
+				w.lazyTree(root, depth+1)
+				continue
+			}
 			w.tree(root, depth+1, false)
 			continue
 		}
@@ -236,7 +263,7 @@ func (w *walker) leaf(id uint64, data []byte, depth int) {
 			w.fail("leaf page %d: buckets nested %d deep", id, depth)
 			continue
 		}
-		w.leaf(id, inline, depth+1)
+		w.leaf(id, inline, depth+1, false)
 	}
 }
 

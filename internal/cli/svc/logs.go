@@ -1,6 +1,7 @@
 package svc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,49 +11,77 @@ import (
 	"time"
 )
 
-// FollowInterval is how often Follow checks the log for new data.
+// FollowInterval is how often a follow checks the log for new data: a
+// poll, because inotify does not see a file replaced inside a directory
+// rdd does not own the way it sees writes, and 5 wakeups a second cost
+// nothing.
 const FollowInterval = 200 * time.Millisecond
 
-// Follow copies the file at path to w, then keeps copying what is appended
-// until ctx ends (`tail -F`): when the file is replaced (rotated) or
-// truncated it starts over from the beginning of the new file. A file that
-// does not exist yet is waited for.
-func Follow(ctx context.Context, path string, w io.Writer) error {
+// FollowLines calls fn with every complete line (without its newline)
+// written to the file at path from offset off on, then, at every tick, with
+// the lines appended since, until ctx ends (`tail -F`). A line is passed
+// only once its newline is written. When the file is replaced (rotated) or
+// truncated, the rest of the old file is read and the new file is read from
+// its beginning. A file that does not exist yet is waited for. It returns
+// nil when ctx ends.
+func FollowLines(ctx context.Context, path string, off int64, tick <-chan time.Time, fn func(line []byte) error) error {
 	var (
-		f   *os.File
-		off int64
+		f       *os.File
+		partial []byte
 	)
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
 	}()
-	t := time.NewTicker(FollowInterval)
-	defer t.Stop()
+	buf := make([]byte, 64<<10)
 	for {
 		if f == nil {
 			nf, err := os.Open(path)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			switch {
+			case err == nil:
+				if _, err := nf.Seek(off, io.SeekStart); err != nil {
+					nf.Close()
+					return fmt.Errorf("follow log %s: %w", path, err)
+				}
+				f = nf
+			case !errors.Is(err, fs.ErrNotExist):
 				return fmt.Errorf("follow log: %w", err)
 			}
-			f, off = nf, 0
 		}
 		if f != nil {
-			n, err := io.Copy(w, f)
-			off += n
-			if err != nil {
-				return fmt.Errorf("follow log %s: %w", path, err)
+			for {
+				n, err := f.Read(buf)
+				off += int64(n)
+				data := append(partial, buf[:n]...)
+				for {
+					i := bytes.IndexByte(data, '\n')
+					if i < 0 {
+						break
+					}
+					if ferr := fn(data[:i]); ferr != nil {
+						return ferr
+					}
+					data = data[i+1:]
+				}
+				partial = append(partial[:0], data...)
+				if errors.Is(err, io.EOF) || n == 0 {
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("follow log %s: %w", path, err)
+				}
 			}
 			if replaced(f, path, off) {
 				f.Close()
-				f = nil
+				f, off, partial = nil, 0, partial[:0]
 				continue
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-tick:
 		}
 	}
 }

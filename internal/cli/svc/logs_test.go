@@ -58,14 +58,23 @@ func TestFollow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := newWaitWriter()
 	done := make(chan error, 1)
-	go func() { done <- Follow(ctx, path, w) }()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	go func() {
+		done <- FollowLines(ctx, path, 0, tick.C, func(line []byte) error {
+			_, err := w.Write(append(line, '\n'))
+			return err
+		})
+	}()
 	w.waitFor(t, "one\n")
 
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("two\n")
+	// A line counts once its newline is written.
+	f.WriteString("tw")
+	f.WriteString("o\n")
 	f.Close()
 	w.waitFor(t, "one\ntwo\n")
 
@@ -80,6 +89,6 @@ func TestFollow(t *testing.T) {
 
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("Follow = %v", err)
+		t.Fatalf("FollowLines = %v", err)
 	}
 }
