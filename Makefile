@@ -70,6 +70,12 @@ vm-image:
 vm-baseline:
 	./hack/vm-baseline.sh
 
+# e2e boots a real VM with the lima driver and checks it end to end
+# (internal/e2e/limae2e): opt-in, 20-40 minutes under software emulation.
+# As root it runs the test as an unprivileged user it creates (Lima refuses root).
+e2e:
+	./hack/e2e-lima.sh
+
 # run builds rdd, starts its daemon (host driver on Linux) and brings the
 # environment up: `rdd start` returns when everything is Settled.
 run: build
