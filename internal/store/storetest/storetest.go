@@ -39,6 +39,7 @@ func Run(t *testing.T, newLog Factory) {
 		{"CheckpointArguments", testCheckpointArguments},
 		{"CheckpointRetention", testCheckpointRetention},
 		{"Compact", testCompact},
+		{"SeqAtTime", testSeqAtTime},
 		{"Closed", testClosed},
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"CloseWhileReading", testCloseWhileReading},
@@ -624,5 +625,60 @@ func testCloseWhileReading(t *testing.T, newLog Factory) {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("operation racing Close failed with %v, want ErrClosed", err)
 		}
+	}
+}
+
+// testSeqAtTime checks the time index against a linear scan, with runs of
+// equal times (commits in one batch share one), before and after compaction.
+func testSeqAtTime(t *testing.T, newLog Factory) {
+	l := newLog(t)
+	ti, ok := l.(store.TimeIndex)
+	if !ok {
+		t.Skip("not a store.TimeIndex")
+	}
+	if seq, err := ti.SeqAtTime(Base); err != nil || seq != 0 {
+		t.Fatalf("SeqAtTime on an empty log = %d, %v; want 0", seq, err)
+	}
+	const n = 41
+	envs := Envelopes(0, n)
+	for i := range envs {
+		envs[i].Time = Base.Add(time.Duration(i/3) * time.Second)
+	}
+	all := MustAppend(t, l, envs...)
+	scan := func(at time.Time) uint64 {
+		var seq uint64
+		for _, e := range all {
+			if !e.Time.After(at) {
+				seq = e.Seq
+			}
+		}
+		return seq
+	}
+	for d := -2 * time.Second; d <= (n/3+2)*time.Second; d += 250 * time.Millisecond {
+		at := Base.Add(d)
+		got, err := ti.SeqAtTime(at)
+		if want := scan(at); err != nil || got != want {
+			t.Fatalf("SeqAtTime(Base%+v) = %d, %v; want %d", d, got, err, want)
+		}
+	}
+	c, ok := l.(store.Compactor)
+	if !ok {
+		return
+	}
+	if err := l.SaveCheckpoint(12, []byte("cp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compact(12); err != nil {
+		t.Fatal(err)
+	}
+	// Event 13 is at Base+4s: anything before it is no longer answerable.
+	if _, err := ti.SeqAtTime(Base.Add(3 * time.Second)); !errors.Is(err, store.ErrCompacted) {
+		t.Errorf("SeqAtTime before the retained events: error = %v, want ErrCompacted", err)
+	}
+	if got, err := ti.SeqAtTime(Base.Add(4 * time.Second)); err != nil || got != 15 {
+		t.Errorf("SeqAtTime(Base+4s) after compaction = %d, %v; want 15", got, err)
+	}
+	if got, err := ti.SeqAtTime(Base.Add(time.Hour)); err != nil || got != n {
+		t.Errorf("SeqAtTime(Base+1h) = %d, %v; want %d", got, err, n)
 	}
 }
