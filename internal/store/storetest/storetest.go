@@ -40,6 +40,7 @@ func Run(t *testing.T, newLog Factory) {
 		{"CheckpointRetention", testCheckpointRetention},
 		{"Compact", testCompact},
 		{"SeqAtTime", testSeqAtTime},
+		{"AppendSizeLimit", testAppendSizeLimit},
 		{"Closed", testClosed},
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"CloseWhileReading", testCloseWhileReading},
@@ -680,5 +681,27 @@ func testSeqAtTime(t *testing.T, newLog Factory) {
 	}
 	if got, err := ti.SeqAtTime(Base.Add(time.Hour)); err != nil || got != n {
 		t.Errorf("SeqAtTime(Base+1h) = %d, %v; want %d", got, err, n)
+	}
+}
+
+// testAppendSizeLimit: an envelope above events.MaxEncodedBytes is refused,
+// storing nothing, so every stored event fits one line of an export that
+// rdd replay reads; a payload as large as an API request still fits.
+func testAppendSizeLimit(t *testing.T, newLog Factory) {
+	l := newLog(t)
+	withNote := func(n int) events.Envelope {
+		e := Envelope(0)
+		e.Data = json.RawMessage(`{"note":"` + strings.Repeat("n", n) + `"}`)
+		return e
+	}
+	if _, err := l.Append(Envelope(1), withNote(events.MaxEncodedBytes)); !errors.Is(err, events.ErrInvalidEnvelope) {
+		t.Fatalf("Append of a %d-byte payload: %v, want ErrInvalidEnvelope", events.MaxEncodedBytes, err)
+	}
+	if got := l.LastSeq(); got != 0 {
+		t.Fatalf("LastSeq after a refused append = %d, want 0", got)
+	}
+	out := MustAppend(t, l, withNote(1<<20))
+	if got, err := l.Get(out[0].Seq); err != nil || len(got.Data) != len(out[0].Data) {
+		t.Fatalf("Get of a 1 MiB payload: %d bytes, %v", len(got.Data), err)
 	}
 }
