@@ -90,13 +90,14 @@ func TestChaos(t *testing.T) {
 		kind := []string{"sets", "engine restart", "dockerd"}[rng.IntN(3)]
 		counts[kind]++
 		delay := time.Duration(rng.IntN(400)) * time.Millisecond
+		killed := 0 // the dockerd the round killed: the status must move past it
 		switch kind {
 		case "sets":
 			acks = append(acks, in.chaosSets(versions, round, rng.IntN(4), delay)...)
 		case "engine restart":
 			acks = append(acks, in.chaosEngineRestart(delay)...)
 		case "dockerd":
-			in.chaosDockerd(delay, rng.IntN(2) == 0)
+			killed = in.chaosDockerd(delay, rng.IntN(2) == 0)
 		}
 		began := time.Now()
 		// The next command starts the daemon again, implicitly, and asks for
@@ -104,6 +105,7 @@ func TestChaos(t *testing.T) {
 		in.must("set", "running=true", "--wait=false")
 		s := in.waitStatus(chaosSettleBudget, fmt.Sprintf("Settled after round %d (%s)", round, kind), func(s events.Snapshot) bool {
 			return s.Spec.Running &&
+				s.Machine(events.MachineVM).Facts.PID != killed &&
 				condIs(s, events.CondSettled, events.StatusTrue, "Settled") &&
 				cond(s, events.CondSettled).ObservedGeneration == s.Generation &&
 				condIs(s, events.CondContainerEngineReady, events.StatusTrue, "Connected")
@@ -231,9 +233,9 @@ func (in *instance) chaosEngineRestart(delay time.Duration) []ack {
 	return nil
 }
 
-// chaosDockerd kills dockerd; with alsoDaemon, the daemon too, after delay,
-// while it is bringing the engine back.
-func (in *instance) chaosDockerd(delay time.Duration, alsoDaemon bool) {
+// chaosDockerd kills dockerd, and returns its pid; with alsoDaemon, the
+// daemon too, after delay, while it is bringing the engine back.
+func (in *instance) chaosDockerd(delay time.Duration, alsoDaemon bool) int {
 	in.t.Helper()
 	s := in.status()
 	pid := s.Machine(events.MachineVM).Facts.PID
@@ -246,6 +248,7 @@ func (in *instance) chaosDockerd(delay time.Duration, alsoDaemon bool) {
 	if alsoDaemon {
 		in.killDaemonAfter(delay)
 	}
+	return pid
 }
 
 // killDaemonAfter kills the daemon with SIGKILL once delay has passed (the
