@@ -160,6 +160,7 @@ func readEvents(r io.Reader, to uint64, fn func(events.Envelope) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var line []byte
 	for n := 1; ; n++ {
+		n += skipNewlines(br)
 		line = line[:0]
 		var err error
 		for {
@@ -194,6 +195,30 @@ func readEvents(r io.Reader, to uint64, fn func(events.Envelope) error) error {
 		if cap(line) > 1<<20 {
 			line = nil // one long line must not pin its buffer for the rest
 		}
+	}
+}
+
+// skipNewlines discards the empty lines at the head of br's buffer in bulk
+// and returns how many there were: a flood of newlines costs a byte scan,
+// not a line read each.
+func skipNewlines(br *bufio.Reader) int {
+	skipped := 0
+	for {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return skipped // ReadSlice reports it
+			}
+		}
+		b, _ := br.Peek(br.Buffered())
+		k := 0
+		for k < len(b) && b[k] == '\n' {
+			k++
+		}
+		if k == 0 {
+			return skipped
+		}
+		_, _ = br.Discard(k)
+		skipped += k
 	}
 }
 

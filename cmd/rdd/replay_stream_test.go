@@ -169,3 +169,13 @@ func TestReplayLimitMatchesStore(t *testing.T) {
 		t.Fatalf("a line of %d bytes (at the limit): %d events, %v", len(line), n, err)
 	}
 }
+
+// TestReplayLineNumbersCountBlankLines: errors name the line as an editor
+// shows it, blank lines included.
+func TestReplayLineNumbersCountBlankLines(t *testing.T) {
+	h := newHarness(t)
+	h.e.stdin = strings.NewReader("\n\n\r\n  \n" + `{"seq":1,"time":"2026-11-26T12:00:00Z","type":"Bogus","v":1,"data":{}}` + "\n")
+	if code := h.run("replay", "-"); code != 1 || !strings.Contains(h.stderr.String(), "line 5:") {
+		t.Fatalf("replay = %d, stderr %q; want an error at line 5", code, h.stderr)
+	}
+}
