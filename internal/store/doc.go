@@ -90,6 +90,9 @@
 //
 //   - Durability: Append returns after its bbolt transaction committed and
 //     (unless Options.NoSync) was fsynced. A failed Append stored nothing.
+//   - Size: Append refuses an envelope whose encoding exceeds
+//     events.MaxEncodedBytes (4 MiB), so every event fits the line limit of
+//     the export that `rdd replay` reads.
 //   - Atomicity: one Append is one write transaction (bbolt Update, never
 //     Batch, which may run its function twice): all its envelopes or none.
 //   - Order: seqs are assigned in call order, strictly increasing from 1,
