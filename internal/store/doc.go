@@ -118,10 +118,12 @@
 //
 // SaveCheckpoint keeps the newest RecentCheckpoints (8) checkpoints; of the
 // older ones it keeps, for each k, the oldest one whose distance d (in seqs)
-// to the newest checkpoint satisfies 2^k <= d < 2^(k+1). So at most 8+64
-// checkpoints exist, spaced roughly exponentially into the past, and
-// CheckpointAtOrBefore (`status --at`) needs to replay at most about half the
-// distance from the requested point back to the newest checkpoint.
+// to the newest checkpoint satisfies 2^k <= d < 2^(k+1), and the oldest one
+// of each block of CheckpointStride (65536) seqs. So at most
+// 8+64+LastSeq/65536 checkpoints exist (24 at a million events with the
+// daemon's one per 4096), spaced roughly exponentially into the past but
+// never more than about a block apart, and CheckpointAtOrBefore (`status
+// --at`) needs to replay at most about a block of events.
 //
 // # Time index
 //

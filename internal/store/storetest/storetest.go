@@ -406,7 +406,8 @@ func testCheckpointRetention(t *testing.T, newLog Factory) {
 
 // retain is the retention policy written out: the newest RecentCheckpoints
 // stay; an older checkpoint goes if an older one sits in the same power-of-two
-// distance band from the newest.
+// distance band from the newest and an older one in its CheckpointStride
+// block.
 func retain(cps []uint64) []uint64 {
 	newest := cps[len(cps)-1]
 	band := func(s uint64) int {
@@ -420,12 +421,12 @@ func retain(cps []uint64) []uint64 {
 	for i, s := range cps {
 		keep := i >= len(cps)-store.RecentCheckpoints
 		if !keep {
-			keep = true
+			sameBand, sameBlock := false, false
 			for _, o := range cps[:i] {
-				if band(o) == band(s) {
-					keep = false
-				}
+				sameBand = sameBand || band(o) == band(s)
+				sameBlock = sameBlock || o/store.CheckpointStride == s/store.CheckpointStride
 			}
+			keep = !sameBand || !sameBlock
 		}
 		if keep {
 			out = append(out, s)
