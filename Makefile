@@ -10,7 +10,7 @@ BIN := bin/rdd
 # Race-enabled tests on 2 cores start several dockerd and an apiserver: be generous.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build build-lima test test-deps unit bench fuzz run stop lint fmt vet clean vm-image vm-baseline e2e
+.PHONY: all build build-lima test test-deps unit bench fuzz chaos run stop lint fmt vet clean vm-image vm-baseline e2e
 
 all: build
 
@@ -75,6 +75,13 @@ vm-baseline:
 # As root it runs the test as an unprivileged user it creates (Lima refuses root).
 e2e:
 	./hack/e2e-lima.sh
+
+# chaos runs the chaos harness (internal/e2e/chaos_test.go) for CHAOS_ROUNDS
+# rounds (default 100) of kill -9 of the daemon during sets and engine
+# restarts, and of dockerd; make test runs 10. RDD_CHAOS_SEED=N replays a run.
+CHAOS_ROUNDS ?= 100
+chaos: test-deps
+	RDD_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(GO) test -race -count=1 -timeout 60m -run '^TestChaos$$' -v ./internal/e2e
 
 # run builds rdd, starts its daemon (host driver on Linux) and brings the
 # environment up: `rdd start` returns when everything is Settled.

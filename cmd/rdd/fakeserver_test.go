@@ -198,7 +198,8 @@ func loadEvents(t *testing.T, name string) []events.Envelope {
 	if err != nil {
 		t.Fatal(err)
 	}
-	envs, err := decodeEnvelopes(bytes.NewReader(b), 0)
+	var envs []events.Envelope
+	err = readEvents(bytes.NewReader(b), 0, func(ev events.Envelope) error { envs = append(envs, ev); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +31,8 @@ func newReplayCommand(e *env) *cobra.Command {
 		Long: doc(`
 			Fold events, in order, into the snapshot they produce, exactly as the
 			daemon does. FILE holds events in the export format of rdd events -o
-			json ("-" reads standard input); this works with no daemon running.
+			json, one per line ("-" reads standard input); it is folded while it
+			is read, in bounded memory, and works with no daemon running.
 			Without FILE, the daemon's own log is replayed (read from disk when
 			the daemon is not running, which a note says); when its retention
 			policy (RDD_RETAIN_EVENTS) removed the oldest events, the replay
@@ -49,32 +51,6 @@ func newReplayCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var l daemonLog
-			if len(args) == 1 {
-				l.Envs, err = e.readEventFile(args[0], to)
-			} else {
-				l, err = e.fetchLog(cmd.Context(), to)
-			}
-			if err != nil {
-				return err
-			}
-			if l.Offline {
-				w := e.stdout
-				if f == render.JSON {
-					w = e.stderr
-				}
-				fmt.Fprintf(w, "Note: the rdd daemon of instance %s is not running; replaying its event log.\n", e.paths.Instance)
-			}
-			if note := l.retentionNote(); note != "" {
-				// -o json prints the snapshot's bytes alone on stdout.
-				w := e.stdout
-				if f == render.JSON {
-					w = e.stderr
-				}
-				if _, err := fmt.Fprintf(w, "Note: %s.\n", note); err != nil {
-					return err
-				}
-			}
 			var step func(events.Envelope, []events.Condition) error
 			if f == render.Text {
 				step = func(ev events.Envelope, changed []events.Condition) error {
@@ -86,14 +62,24 @@ func newReplayCommand(e *env) *cobra.Command {
 					return nil
 				}
 			}
-			s, err := replay(l.Base, l.toFold(), step)
+			var (
+				s      events.Snapshot
+				folded int
+			)
+			if len(args) == 1 {
+				// A file is folded while it is read: memory stays bounded
+				// whatever its size.
+				s, folded, err = e.replayFile(args[0], to, step)
+			} else {
+				s, folded, err = e.replayDaemon(cmd.Context(), f, to, step)
+			}
 			if err != nil {
 				return err
 			}
 			if f == render.JSON {
 				return render.WriteJSON(e.stdout, s)
 			}
-			if len(l.toFold()) > 0 {
+			if folded > 0 {
 				fmt.Fprintln(e.stdout)
 			}
 			return render.StatusText(e.stdout, s, e.now())
@@ -104,22 +90,58 @@ func newReplayCommand(e *env) *cobra.Command {
 	return cmd
 }
 
-// readEventFile decodes the events of path ("-" is stdin) up to seq to.
-func (e *env) readEventFile(path string, to uint64) ([]events.Envelope, error) {
+// replayDaemon folds the daemon's log (read from disk when it is not
+// running, which a note says) up to seq to.
+func (e *env) replayDaemon(ctx context.Context, f render.Format, to uint64, step func(events.Envelope, []events.Condition) error) (events.Snapshot, int, error) {
+	l, err := e.fetchLog(ctx, to)
+	if err != nil {
+		return events.Snapshot{}, 0, err
+	}
+	// -o json prints the snapshot's bytes alone on stdout.
+	w := e.stdout
+	if f == render.JSON {
+		w = e.stderr
+	}
+	if l.Offline {
+		fmt.Fprintf(w, "Note: the rdd daemon of instance %s is not running; replaying its event log.\n", e.paths.Instance)
+	}
+	if note := l.retentionNote(); note != "" {
+		if _, err := fmt.Fprintf(w, "Note: %s.\n", note); err != nil {
+			return events.Snapshot{}, 0, err
+		}
+	}
+	envs := l.toFold()
+	s, err := replay(l.Base, func(fn func(events.Envelope) error) error {
+		for _, ev := range envs {
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, step)
+	return s, len(envs), err
+}
+
+// replayFile folds the events of path ("-" is stdin) up to seq to, reading
+// one line at a time.
+func (e *env) replayFile(path string, to uint64, step func(events.Envelope, []events.Condition) error) (events.Snapshot, int, error) {
 	r := e.stdin
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
+			return events.Snapshot{}, 0, fmt.Errorf("read events: %w", err)
 		}
 		defer f.Close()
 		r = f
 	}
-	envs, err := decodeEnvelopes(r, to)
+	n := 0
+	s, err := replay(nil, func(fn func(events.Envelope) error) error {
+		return readEvents(r, to, func(ev events.Envelope) error { n++; return fn(ev) })
+	}, step)
 	if err != nil {
-		return nil, fmt.Errorf("read events from %s: %w", displayName(path), err)
+		return events.Snapshot{}, 0, fmt.Errorf("replay events from %s: %w", displayName(path), err)
 	}
-	return envs, nil
+	return s, n, nil
 }
 
 func displayName(path string) string {
@@ -129,26 +151,74 @@ func displayName(path string) string {
 	return path
 }
 
-// decodeEnvelopes reads whitespace-separated JSON envelopes (NDJSON) and
-// validates each; with to > 0 it stops after seq to.
-func decodeEnvelopes(r io.Reader, to uint64) ([]events.Envelope, error) {
-	dec := json.NewDecoder(r)
-	var envs []events.Envelope
+// readEvents calls fn for each event of r, one JSON envelope per line (the
+// export format of rdd events -o json), blank lines skipped; with to > 0 it
+// stops after seq to. It holds at most one line, and refuses a line longer
+// than events.MaxEncodedBytes, the largest event the store writes, as soon
+// as it gets that long.
+func readEvents(r io.Reader, to uint64, fn func(events.Envelope) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
 	for n := 1; ; n++ {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
-			return envs, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("event #%d: %w", n, err)
+		n += skipNewlines(br)
+		line = line[:0]
+		var err error
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			if len(line)+len(bytes.TrimRight(chunk, "\r\n")) > events.MaxEncodedBytes {
+				return fmt.Errorf("line %d is longer than %d bytes, the largest event rdd writes: this is not an export of rdd events -o json (one event per line)", n, events.MaxEncodedBytes)
+			}
+			line = append(line, chunk...)
+			if !errors.Is(err, bufio.ErrBufferFull) {
+				break
+			}
 		}
-		ev, err := events.Unmarshal(raw)
-		if err != nil {
-			return nil, fmt.Errorf("event #%d: %w", n, err)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("line %d: %w", n, err)
 		}
-		if to > 0 && ev.Seq > to {
-			return envs, nil
+		if text := bytes.TrimSpace(line); len(text) > 0 {
+			ev, derr := events.Unmarshal(text)
+			if derr != nil {
+				return fmt.Errorf("line %d: %w", n, derr)
+			}
+			if to > 0 && ev.Seq > to {
+				return nil
+			}
+			if ferr := fn(ev); ferr != nil {
+				return ferr
+			}
 		}
-		envs = append(envs, ev)
+		if err != nil { // io.EOF
+			return nil
+		}
+		if cap(line) > 1<<20 {
+			line = nil // one long line must not pin its buffer for the rest
+		}
+	}
+}
+
+// skipNewlines discards the empty lines at the head of br's buffer in bulk
+// and returns how many there were: a flood of newlines costs a byte scan,
+// not a line read each.
+func skipNewlines(br *bufio.Reader) int {
+	skipped := 0
+	for {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return skipped // ReadSlice reports it
+			}
+		}
+		b, _ := br.Peek(br.Buffered())
+		k := 0
+		for k < len(b) && b[k] == '\n' {
+			k++
+		}
+		if k == 0 {
+			return skipped
+		}
+		_, _ = br.Discard(k)
+		skipped += k
 	}
 }
 
@@ -293,10 +363,11 @@ func oldestSnapshot(ctx context.Context, c logReader, through uint64) (events.Sn
 	return best, nil
 }
 
-// replay folds envs onto base (a fresh projector when base is nil). step,
-// when non-nil, is called after each event with the conditions whose status,
-// reason or message it changed (possibly none).
-func replay(base *events.Snapshot, envs []events.Envelope, step func(ev events.Envelope, changed []events.Condition) error) (events.Snapshot, error) {
+// replay folds the events src yields onto base (a fresh projector when base
+// is nil), as src yields them. step, when non-nil, is called after each event
+// with the conditions whose status, reason or message it changed (possibly
+// none).
+func replay(base *events.Snapshot, src func(fn func(events.Envelope) error) error, step func(ev events.Envelope, changed []events.Condition) error) (events.Snapshot, error) {
 	p, err := projectorFrom(base)
 	if err != nil {
 		return events.Snapshot{}, err
@@ -307,17 +378,21 @@ func replay(base *events.Snapshot, envs []events.Envelope, step func(ev events.E
 	if base != nil && step != nil {
 		before = p.Snapshot().Status.Conditions
 	}
-	for _, ev := range envs {
+	err = src(func(ev events.Envelope) error {
 		if err := p.Apply(ev); err != nil {
-			return events.Snapshot{}, fmt.Errorf("replay event %d (%s): %w", ev.Seq, ev.Type, err)
+			return fmt.Errorf("replay event %d (%s): %w", ev.Seq, ev.Type, err)
 		}
 		if step != nil {
 			after := p.Snapshot().Status.Conditions
 			if err := step(ev, render.ChangedConditions(before, after)); err != nil {
-				return events.Snapshot{}, err
+				return err
 			}
 			before = after
 		}
+		return nil
+	})
+	if err != nil {
+		return events.Snapshot{}, err
 	}
 	return p.Snapshot(), nil
 }

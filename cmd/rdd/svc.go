@@ -88,40 +88,48 @@ func newSvcStartCommand(e *env) *cobra.Command {
 	return cmd
 }
 
+// defaultStopGrace is how long svc stop lets the daemon exit after SIGINT
+// before it sends SIGKILL. A clean stop takes well under a second; what
+// outlives this is wedged (a blocked file system, a hung driver call).
+const defaultStopGrace = time.Minute
+
 func newSvcStopCommand(e *env) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "stop [--timeout=DUR]",
-		Short: "Stop the daemon gracefully",
+		Short: "Stop the daemon gracefully, or kill it when it does not stop",
 		Long: doc(`
 			Send SIGINT to the daemon and wait until its process has exited. The
 			App's VM and engine keep their state in the event log and are
-			recovered at the next start. When --timeout passes first the
-			command exits 4. With no daemon running it exits 0.`),
+			recovered at the next start. A daemon still running after --timeout
+			is sent SIGKILL, and the command says so; what it supervised is
+			adopted or stopped by the next start. --timeout=0 waits without a
+			limit and never kills. With no daemon running it exits 0.`),
 		Example: example(`
 			rdd svc stop
-			rdd svc stop --timeout=30s`),
+			rdd svc stop --timeout=10s`),
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := e.instance()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := withTimeout(cmd.Context(), timeout)
-			defer cancel()
-			running, err := svc.Stop(ctx, p)
+			r, err := svc.StopOrKill(cmd.Context(), p, timeout)
 			if err != nil {
 				return err
 			}
-			msg := "has stopped"
-			if !running {
-				msg = "is not running"
+			msg := "is not running"
+			switch {
+			case r.Killed:
+				msg = fmt.Sprintf("did not exit within %v of SIGINT and was killed (SIGKILL, pid %d); the next start adopts or stops what it left running", timeout, r.PID)
+			case r.PID != 0:
+				msg = "has stopped"
 			}
 			_, err = fmt.Fprintf(e.stdout, "rdd daemon for instance %s %s\n", p.Instance, msg)
 			return err
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", defaultStopTimeout, "how long to wait for the daemon to exit; 0 means no limit")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultStopGrace, "how long the daemon gets to exit before it is killed; 0 means no limit")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/events"
+	"github.com/rdd-project/rdd/internal/store"
 )
 
 // checkpointLog is the optional part of the log used to answer `status --at`
@@ -272,8 +273,17 @@ func (w *writer) SnapshotAt(ctx context.Context, at api.At) (events.Snapshot, er
 	return p.Snapshot(), nil
 }
 
-// seqAtTime finds the last event appended at or before t.
+// seqAtTime finds the last event appended at or before t: a binary search
+// of the log's time index where the log has one (the store does), a scan
+// otherwise (test fakes).
 func (w *writer) seqAtTime(ctx context.Context, t time.Time) (uint64, error) {
+	if ti, ok := w.log.(store.TimeIndex); ok {
+		seq, err := ti.SeqAtTime(t)
+		if err != nil {
+			return 0, w.explainCompacted(err)
+		}
+		return seq, nil
+	}
 	var seq uint64
 	stop := errors.New("stop")
 	err := w.log.Range(0, 0, func(e events.Envelope) error {

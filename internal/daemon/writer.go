@@ -72,6 +72,12 @@ type writer struct {
 	// (design.md §2); 0 keeps everything.
 	checkpointEvery int
 	retain          uint64
+
+	// lastTime is the time of the newest event in the log; commits are
+	// stamped no earlier, so event times never decrease with seq and `status
+	// --at TIME` can binary-search them (store.TimeIndex) even when the wall
+	// clock steps back. Only run's goroutine touches it after newWriter.
+	lastTime time.Time
 }
 
 type writeReq struct {
@@ -106,7 +112,24 @@ func newWriter(log eventLog, proj *events.Projector, clock func() time.Time, log
 		reqs: make(chan writeReq, 64), done: make(chan struct{}),
 		snap: proj.Snapshot(), subs: map[*subscriber]struct{}{},
 		checkpointEvery: defaultCheckpointEvery,
+		lastTime:        newestTime(log),
 	}
+}
+
+// newestTime is the time of the log's newest event, zero when it has none or
+// it cannot be read (then the first commit's clock reading starts the order).
+func newestTime(log eventLog) time.Time {
+	g, ok := log.(interface {
+		Get(seq uint64) (events.Envelope, error)
+	})
+	if !ok || log.LastSeq() == 0 {
+		return time.Time{}
+	}
+	e, err := g.Get(log.LastSeq())
+	if err != nil {
+		return time.Time{}
+	}
+	return e.Time
 }
 
 // kick returns a channel that receives a signal after every commit. Each
@@ -177,6 +200,9 @@ func (w *writer) shutdown() {
 // append rolls the projector back, so the snapshot never runs ahead of the log.
 func (w *writer) commit(batch []writeReq) {
 	now := w.clock().UTC()
+	if now.Before(w.lastTime) {
+		now = w.lastTime
+	}
 	results := make([]writeResult, len(batch))
 	before := w.Snapshot()
 	cur := before // the snapshot after the last accepted request
@@ -243,6 +269,7 @@ func (w *writer) commit(batch []writeReq) {
 					results[i].set.Seq = stored[k].Seq
 				}
 			}
+			w.lastTime = now
 			w.publish(pending)
 		}
 	}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/rdd-project/rdd/internal/api"
 	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/store"
+	"github.com/rdd-project/rdd/internal/store/storetest"
 )
 
 // flakyLog fails appends while fail is set.
@@ -89,5 +91,69 @@ func TestRefusedEventFailsAloneAndAppendsNothing(t *testing.T) {
 	}
 	if envs[0].Seq != last+1 || w.Snapshot().Seq != last+1 {
 		t.Fatalf("next event got seq %d (snapshot %d), want %d", envs[0].Seq, w.Snapshot().Seq, last+1)
+	}
+}
+
+// TestWriterTimesNeverDecrease: a wall clock that steps back (NTP, a
+// suspended laptop) must not break the time order `status --at` searches;
+// the writer stamps such commits with the previous time, also across a
+// restart on the same log.
+func TestWriterTimesNeverDecrease(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	log := store.NewMem()
+	var mu sync.Mutex
+	readings := []time.Time{t0.Add(10 * time.Second), t0, t0.Add(20 * time.Second), t0.Add(5 * time.Second)}
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now := readings[0]
+		if len(readings) > 1 {
+			readings = readings[1:]
+		}
+		return now
+	}
+	start := func() *writer {
+		proj, err := restoreProjectorFrom(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := newWriter(log, proj, clock, zaptest.NewLogger(t))
+		ctx, cancel := context.WithCancel(context.Background())
+		go w.run(ctx)
+		t.Cleanup(func() { cancel(); <-w.done })
+		return w
+	}
+	w := start()
+	ctx := context.Background()
+	for _, running := range []string{"true", "false", "true"} {
+		if _, err := w.SetSpec(ctx, api.SetRequest{Set: map[string]string{"running": running}}, api.Source{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second writer on the same log (a daemon restart) with the clock at t0+5s.
+	w2 := start()
+	if _, err := w2.SetSpec(ctx, api.SetRequest{Set: map[string]string{"running": "false"}}, api.Source{}); err != nil {
+		t.Fatal(err)
+	}
+	envs, err := storetest.Collect(log, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{t0.Add(10 * time.Second), t0.Add(10 * time.Second), t0.Add(20 * time.Second), t0.Add(20 * time.Second)}
+	if len(envs) != len(want) {
+		t.Fatalf("log holds %d events, want %d", len(envs), len(want))
+	}
+	for i, e := range envs {
+		if !e.Time.Equal(want[i]) {
+			t.Errorf("event %d stamped %v, want %v", e.Seq, e.Time, want[i])
+		}
+	}
+	// status --at between the first and third commit sees the second.
+	snap, err := w2.SnapshotAt(ctx, api.At{Time: t0.Add(15 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Seq != 2 || snap.Spec.Running {
+		t.Fatalf("SnapshotAt(t0+15s) = seq %d running=%v, want seq 2 running=false", snap.Seq, snap.Spec.Running)
 	}
 }

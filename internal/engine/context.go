@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/userfile"
 )
 
 // DefaultDockerHost is the endpoint of the "default" Docker context when
@@ -86,7 +88,7 @@ func EnsureContext(cfgDir, name, host string) error {
 	dir := ContextMetaDir(cfgDir, name)
 	path := filepath.Join(dir, "meta.json")
 	want := ContextMetaJSON(name, host)
-	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, want) {
+	if have, err := userfile.Read(path); err == nil && bytes.Equal(have, want) {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -180,7 +182,7 @@ func contextHealthy(ctx context.Context, cfgDir, cur, defaultHost string) bool {
 	if cur == "" || cur == "default" {
 		return pingEndpoint(ctx, defaultHost, nil) == nil
 	}
-	b, err := os.ReadFile(filepath.Join(ContextMetaDir(cfgDir, cur), "meta.json"))
+	b, err := userfile.Read(filepath.Join(ContextMetaDir(cfgDir, cur), "meta.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return false // the context does not exist
 	}
@@ -223,7 +225,7 @@ func contextTLS(cfgDir, name string, skipVerify bool) (cfg *tls.Config, ok bool)
 		return nil, err == nil
 	}
 	read := func(f string) ([]byte, bool, bool) { // data, present, ok
-		b, err := os.ReadFile(filepath.Join(dir, f))
+		b, err := userfile.Read(filepath.Join(dir, f))
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, false, true
 		}

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"sync"
 
 	"go.uber.org/zap"
@@ -52,7 +54,9 @@ func NewContextManager(cfgDir, name, host string, env func(string) string, logge
 func (m *ContextManager) Activate(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.stopProbeLocked()
+	if err := m.stopProbeLocked(ctx); err != nil {
+		return err
+	}
 	if err := EnsureContext(m.cfgDir, m.name, m.host); err != nil {
 		return err
 	}
@@ -80,7 +84,9 @@ func (m *ContextManager) Activate(ctx context.Context) error {
 func (m *ContextManager) Deactivate(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.stopProbeLocked()
+	if err := m.stopProbeLocked(ctx); err != nil {
+		return err
+	}
 	return RemoveContext(ctx, m.cfgDir, m.name)
 }
 
@@ -94,11 +100,20 @@ func (m *ContextManager) Wait() {
 	}
 }
 
-func (m *ContextManager) stopProbeLocked() {
+// stopProbeLocked cancels the running probe and waits for it, at most until
+// ctx ends: a probe stuck where cancelling cannot reach (a file system that
+// does not answer) must not hold `rdd stop` with it. The next call waits
+// again.
+func (m *ContextManager) stopProbeLocked(ctx context.Context) error {
 	if m.cancel == nil {
-		return
+		return nil
 	}
 	m.cancel()
-	<-m.done
-	m.cancel = nil
+	select {
+	case <-m.done:
+		m.cancel = nil
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the docker current-context probe of %s did not end: %w", filepath.Join(m.cfgDir, configFileName), ctx.Err())
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/rdd-project/rdd/internal/userfile"
 )
 
 // configFileName is the Docker CLI's config file inside the config dir.
@@ -39,12 +41,13 @@ func readDockerConfig(cfgDir string) (*dockerConfig, error) {
 	if p, err := filepath.EvalSymlinks(c.path); err == nil {
 		c.path = p // rewrite the link's target, keep the link
 	}
-	b, err := os.ReadFile(c.path)
+	// Never a blocking open: a FIFO here hung `rdd stop` (issue 10).
+	b, err := userfile.Read(c.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", c.path, err)
+		return nil, fmt.Errorf("read docker config: %w", err)
 	}
 	c.exists = true
 	if st, err := os.Stat(c.path); err == nil {

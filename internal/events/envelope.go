@@ -32,6 +32,15 @@ var KnownTypes = []Type{
 // CurrentVersion is the payload schema version written for each type.
 const CurrentVersion = 1
 
+// MaxEncodedBytes bounds one envelope as the store writes it and as one line
+// of the export format (without its newline). Every payload comes from a
+// request of at most 1 MiB (api.MaxRequestBytes) or from the daemon itself,
+// and JSON escaping can grow it; 4 MiB leaves room for that while letting a
+// reader of an export (rdd replay) refuse a runaway line instead of buffering
+// it whole. The store refuses to append a larger envelope, so every event it
+// exported can be read back.
+const MaxEncodedBytes = 4 << 20
+
 // ErrInvalidEnvelope is wrapped by every validation failure of Validate.
 var ErrInvalidEnvelope = errors.New("events: invalid envelope")
 

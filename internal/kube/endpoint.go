@@ -9,13 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"strings"
 	"sync"
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/rdd-project/rdd/internal/userfile"
 )
 
 // Endpoint is how rdd reaches one Kubernetes API server: its address, TLS
@@ -118,7 +119,7 @@ func endpointFor(clusterName string, cluster *clientcmdapi.Cluster, userName str
 	if len(u.Token) > 0 {
 		ep.BearerToken, ep.BearerTokenFile = u.Token, u.TokenFile
 	} else if len(u.TokenFile) > 0 {
-		b, err := os.ReadFile(u.TokenFile)
+		b, err := userfile.Read(u.TokenFile)
 		if err != nil {
 			return nil, err
 		}
@@ -286,11 +287,7 @@ func validateAuthInfo(name string, u *clientcmdapi.AuthInfo) []error {
 }
 
 func canOpen(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	return f.Close()
+	return userfile.Check(path)
 }
 
 // serverURL is client-go's rest.DefaultServerURL without an API path: host
@@ -404,7 +401,7 @@ func dataFromSliceOrFile(data []byte, file string) ([]byte, error) {
 		return data, nil
 	}
 	if len(file) > 0 {
-		b, err := os.ReadFile(file)
+		b, err := userfile.Read(file)
 		if err != nil {
 			return []byte{}, err
 		}
@@ -486,7 +483,7 @@ func (ep *Endpoint) authenticate(rt http.RoundTripper) (http.RoundTripper, error
 // readTokenFile is client-go's file token source: the trimmed content,
 // which must not be empty.
 func readTokenFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := userfile.Read(path)
 	if err != nil {
 		return "", fmt.Errorf("failed to read token file %q: %v", path, err)
 	}

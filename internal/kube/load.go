@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/rdd-project/rdd/internal/userfile"
 )
 
 // k3sEntryName is the name k3s gives its one cluster, user and context.
@@ -34,7 +36,7 @@ func readKubeconfig(path string) (loadedFile, error) {
 // into a large kubeconfig, and the file is read once more under the lock.
 // The reused config is prev's, not a copy.
 func rereadKubeconfig(path string, prev *loadedFile) (loadedFile, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := userfile.Read(path) // never a blocking open of a FIFO
 	if errors.Is(err, os.ErrNotExist) {
 		return loadedFile{Path: path, Config: clientcmdapi.NewConfig()}, nil
 	}

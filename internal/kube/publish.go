@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/rdd-project/rdd/internal/userfile"
 )
 
 // Publication names what rdd publishes and where. It is plain data, built once
@@ -150,7 +152,7 @@ func writeStandalone(ctx context.Context, p Publication, cluster *clientcmdapi.C
 		return false, err
 	}
 	defer release()
-	have, err := os.ReadFile(p.Standalone)
+	have, err := userfile.Read(p.Standalone)
 	if err == nil && bytes.Equal(have, want) {
 		return false, nil
 	}

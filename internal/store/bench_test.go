@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -179,4 +180,63 @@ func BenchmarkOpenReader100k(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSeqAtTime1M answers `status --at TIME` on a log of one million
+// events, one per millisecond: through the time index (a binary search,
+// what the daemon does) and, for comparison, by the linear scan it replaced.
+// Each iteration asks for a different time, spread over the whole log.
+func BenchmarkSeqAtTime1M(b *testing.B) {
+	const n = 1_000_000
+	path := filepath.Join(b.TempDir(), "events.db")
+	l, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < n; i += 1000 {
+		if _, err := l.Append(storetest.Envelopes(i, 1000)...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	l, err = store.Open(path, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.Close() })
+	at := func(i int) (time.Time, uint64) {
+		k := (i * 381_967) % n // a stride coprime with n, ~0.38 n: spread over the log at once
+		return storetest.Base.Add(time.Duration(k)*time.Millisecond + time.Microsecond), uint64(k + 1)
+	}
+	b.Run("index", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			t, want := at(i)
+			if got, err := l.SeqAtTime(t); err != nil || got != want {
+				b.Fatalf("SeqAtTime = %d, %v; want %d", got, err, want)
+			}
+			i++
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		i := 0
+		stop := errors.New("stop")
+		for b.Loop() {
+			t, want := at(i)
+			var got uint64
+			err := l.Range(0, 0, func(e events.Envelope) error {
+				if e.Time.After(t) {
+					return stop
+				}
+				got = e.Seq
+				return nil
+			})
+			if !errors.Is(err, stop) && err != nil || got != want {
+				b.Fatalf("scan = %d, %v; want %d", got, err, want)
+			}
+			i++
+		}
+	})
 }

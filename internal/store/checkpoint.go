@@ -125,9 +125,11 @@ func (l *Log) checkpoint(pick func(*bolt.Cursor) ([]byte, []byte)) (uint64, []by
 // checkpointsToDrop applies the retention policy to the checkpoint seqs
 // (ascending, unique) and returns the ones to delete. It keeps the newest
 // RecentCheckpoints; of the older ones it keeps, for each k, the oldest
-// checkpoint whose distance d to the newest satisfies 2^k <= d < 2^(k+1).
-// That keeps at most RecentCheckpoints+64 checkpoints, spaced roughly
-// exponentially into the past, and always the oldest one.
+// checkpoint whose distance d to the newest satisfies 2^k <= d < 2^(k+1),
+// and, for each block of CheckpointStride seqs, the oldest checkpoint in it.
+// That keeps at most RecentCheckpoints+64+LastSeq/CheckpointStride
+// checkpoints, spaced roughly exponentially into the past but never further
+// apart than a block, and always the oldest one.
 func checkpointsToDrop(seqs []uint64) []uint64 {
 	if len(seqs) <= RecentCheckpoints {
 		return nil
@@ -135,9 +137,12 @@ func checkpointsToDrop(seqs []uint64) []uint64 {
 	newest := seqs[len(seqs)-1]
 	var drop []uint64
 	seen := uint64(0) // bit k set: band k already has a checkpoint
-	for _, s := range seqs[:len(seqs)-RecentCheckpoints] {
+	block := uint64(0)
+	for i, s := range seqs[:len(seqs)-RecentCheckpoints] {
 		band := uint(bits.Len64(newest-s) - 1)
-		if seen&(1<<band) != 0 {
+		firstInBlock := i == 0 || s/CheckpointStride != block
+		block = s / CheckpointStride
+		if seen&(1<<band) != 0 && !firstInBlock {
 			drop = append(drop, s)
 			continue
 		}

@@ -58,8 +58,11 @@ func encodeEnvelope(e events.Envelope, seq uint64) (events.Envelope, []byte, err
 	if err != nil {
 		return events.Envelope{}, nil, fmt.Errorf("%w: %s payload: %v", events.ErrInvalidEnvelope, e.Type, err)
 	}
-	e.Data = bytes.Clone(b[start:])
 	b = append(b, '}')
+	if len(b) > events.MaxEncodedBytes {
+		return events.Envelope{}, nil, fmt.Errorf("%w: %s is %d bytes encoded, above the limit of %d", events.ErrInvalidEnvelope, e.Type, len(b), events.MaxEncodedBytes)
+	}
+	e.Data = bytes.Clone(b[start : len(b)-1])
 	return e, b, nil
 }
 

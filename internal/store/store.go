@@ -20,6 +20,12 @@ const DefaultTimeout = time.Second
 // unconditionally; older ones are thinned out (see doc.go, Checkpoints).
 const RecentCheckpoints = 8
 
+// CheckpointStride bounds the distance between kept checkpoints (see
+// checkpointsToDrop): a past snapshot (`status --at`) folds at most this many
+// events, ~35 ms, where exponential thinning alone left up to half the log
+// (~170 ms at a million events) for a point in its middle.
+const CheckpointStride = 1 << 16
+
 // rangeChunk bounds how many events Range decodes per read transaction, so
 // a long range never holds one read transaction (and its mmap lock) for long,
 // and fn always runs outside any transaction. A variable for tests.

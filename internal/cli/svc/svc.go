@@ -129,9 +129,22 @@ type StartOptions struct {
 // PID of the process it spawned (0 when it spawned none), also on failure,
 // when the process may still be running. A deadline error wraps
 // context.DeadlineExceeded; failures carry the tail of the daemon's stderr log.
+//
+// Concurrent Starts of one instance (two CLIs both starting it implicitly)
+// spawn at most one daemon: the first takes the start lock and spawns, the
+// others wait for the lock and then find the daemon serving. Should a daemon
+// started some other way win the event log anyway, Start waits for that one.
 func Start(ctx context.Context, o StartOptions) (spawnedPID int, err error) {
 	if probe(ctx, o.Healthz) == nil {
 		return 0, nil
+	}
+	release, err := lockStart(ctx, o.Paths)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	if probe(ctx, o.Healthz) == nil {
+		return 0, nil // started by the CLI that held the lock
 	}
 	pid, err := RunningPID(o.Paths)
 	if err != nil {
@@ -148,6 +161,14 @@ func Start(ctx context.Context, o StartOptions) (spawnedPID int, err error) {
 		return 0, err
 	}
 	if err := waitHealthy(ctx, o, exited); err != nil {
+		if !Alive(pid) && eventLogHeld(o.Paths.EventLog) {
+			// Ours lost the event log to a daemon started another way
+			// (`rdd daemon` in a terminal, an older rdd): use that one.
+			if err := waitHealthy(ctx, o, nil); err != nil {
+				return pid, fmt.Errorf("wait for the rdd daemon that holds %s to serve on %s: %w", o.Paths.EventLog, o.Paths.Socket, err)
+			}
+			return pid, nil
+		}
 		return pid, fmt.Errorf("start rdd daemon: %w%s", err, logHint(o.Paths))
 	}
 	return pid, nil

@@ -24,6 +24,9 @@ import (
 //	crash     print "boom" on stderr and exit 3
 //	silent    write the pid file, never listen, exit 0 on SIGINT
 //	stubborn  write the pid file, listen, ignore SIGINT and SIGTERM
+//	exclusive as serve, after taking the event log's flock as the store does
+//	          (exit 1 when another holds it) and, with RDD_SVC_TEST_GATE set,
+//	          waiting for that file to exist
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("RDD_SVC_TEST_DAEMON"); mode != "" {
 		os.Exit(fakeDaemon(mode))
@@ -35,6 +38,11 @@ func fakeDaemon(mode string) int {
 	if mode == "crash" {
 		fmt.Fprintln(os.Stderr, "boom")
 		return 3
+	}
+	if mode == "exclusive" {
+		if code := holdEventLog(); code != 0 {
+			return code
+		}
 	}
 	sigs := make(chan os.Signal, 1)
 	if mode == "stubborn" {

@@ -39,6 +39,8 @@ func Run(t *testing.T, newLog Factory) {
 		{"CheckpointArguments", testCheckpointArguments},
 		{"CheckpointRetention", testCheckpointRetention},
 		{"Compact", testCompact},
+		{"SeqAtTime", testSeqAtTime},
+		{"AppendSizeLimit", testAppendSizeLimit},
 		{"Closed", testClosed},
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"CloseWhileReading", testCloseWhileReading},
@@ -404,7 +406,8 @@ func testCheckpointRetention(t *testing.T, newLog Factory) {
 
 // retain is the retention policy written out: the newest RecentCheckpoints
 // stay; an older checkpoint goes if an older one sits in the same power-of-two
-// distance band from the newest.
+// distance band from the newest and an older one in its CheckpointStride
+// block.
 func retain(cps []uint64) []uint64 {
 	newest := cps[len(cps)-1]
 	band := func(s uint64) int {
@@ -418,12 +421,12 @@ func retain(cps []uint64) []uint64 {
 	for i, s := range cps {
 		keep := i >= len(cps)-store.RecentCheckpoints
 		if !keep {
-			keep = true
+			sameBand, sameBlock := false, false
 			for _, o := range cps[:i] {
-				if band(o) == band(s) {
-					keep = false
-				}
+				sameBand = sameBand || band(o) == band(s)
+				sameBlock = sameBlock || o/store.CheckpointStride == s/store.CheckpointStride
 			}
+			keep = !sameBand || !sameBlock
 		}
 		if keep {
 			out = append(out, s)
@@ -624,5 +627,82 @@ func testCloseWhileReading(t *testing.T, newLog Factory) {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("operation racing Close failed with %v, want ErrClosed", err)
 		}
+	}
+}
+
+// testSeqAtTime checks the time index against a linear scan, with runs of
+// equal times (commits in one batch share one), before and after compaction.
+func testSeqAtTime(t *testing.T, newLog Factory) {
+	l := newLog(t)
+	ti, ok := l.(store.TimeIndex)
+	if !ok {
+		t.Skip("not a store.TimeIndex")
+	}
+	if seq, err := ti.SeqAtTime(Base); err != nil || seq != 0 {
+		t.Fatalf("SeqAtTime on an empty log = %d, %v; want 0", seq, err)
+	}
+	const n = 41
+	envs := Envelopes(0, n)
+	for i := range envs {
+		envs[i].Time = Base.Add(time.Duration(i/3) * time.Second)
+	}
+	all := MustAppend(t, l, envs...)
+	scan := func(at time.Time) uint64 {
+		var seq uint64
+		for _, e := range all {
+			if !e.Time.After(at) {
+				seq = e.Seq
+			}
+		}
+		return seq
+	}
+	for d := -2 * time.Second; d <= (n/3+2)*time.Second; d += 250 * time.Millisecond {
+		at := Base.Add(d)
+		got, err := ti.SeqAtTime(at)
+		if want := scan(at); err != nil || got != want {
+			t.Fatalf("SeqAtTime(Base%+v) = %d, %v; want %d", d, got, err, want)
+		}
+	}
+	c, ok := l.(store.Compactor)
+	if !ok {
+		return
+	}
+	if err := l.SaveCheckpoint(12, []byte("cp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compact(12); err != nil {
+		t.Fatal(err)
+	}
+	// Event 13 is at Base+4s: anything before it is no longer answerable.
+	if _, err := ti.SeqAtTime(Base.Add(3 * time.Second)); !errors.Is(err, store.ErrCompacted) {
+		t.Errorf("SeqAtTime before the retained events: error = %v, want ErrCompacted", err)
+	}
+	if got, err := ti.SeqAtTime(Base.Add(4 * time.Second)); err != nil || got != 15 {
+		t.Errorf("SeqAtTime(Base+4s) after compaction = %d, %v; want 15", got, err)
+	}
+	if got, err := ti.SeqAtTime(Base.Add(time.Hour)); err != nil || got != n {
+		t.Errorf("SeqAtTime(Base+1h) = %d, %v; want %d", got, err, n)
+	}
+}
+
+// testAppendSizeLimit: an envelope above events.MaxEncodedBytes is refused,
+// storing nothing, so every stored event fits one line of an export that
+// rdd replay reads; a payload as large as an API request still fits.
+func testAppendSizeLimit(t *testing.T, newLog Factory) {
+	l := newLog(t)
+	withNote := func(n int) events.Envelope {
+		e := Envelope(0)
+		e.Data = json.RawMessage(`{"note":"` + strings.Repeat("n", n) + `"}`)
+		return e
+	}
+	if _, err := l.Append(Envelope(1), withNote(events.MaxEncodedBytes)); !errors.Is(err, events.ErrInvalidEnvelope) {
+		t.Fatalf("Append of a %d-byte payload: %v, want ErrInvalidEnvelope", events.MaxEncodedBytes, err)
+	}
+	if got := l.LastSeq(); got != 0 {
+		t.Fatalf("LastSeq after a refused append = %d, want 0", got)
+	}
+	out := MustAppend(t, l, withNote(1<<20))
+	if got, err := l.Get(out[0].Seq); err != nil || len(got.Data) != len(out[0].Data) {
+		t.Fatalf("Get of a 1 MiB payload: %d bytes, %v", len(got.Data), err)
 	}
 }

@@ -1,0 +1,339 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rdd-project/rdd/internal/events"
+	"github.com/rdd-project/rdd/internal/spec"
+)
+
+// chaosRoundsEnv sets how many rounds TestChaos runs (`make chaos` asks
+// for 100); chaosSeedEnv replays a failed run's choices.
+const (
+	chaosRoundsEnv     = "RDD_CHAOS_ROUNDS"
+	chaosSeedEnv       = "RDD_CHAOS_SEED"
+	defaultChaosRounds = 10
+)
+
+// chaosSettleBudget is how long the instance may take to be Settled again
+// after a round's damage: a restarted daemon, and an engine restart when
+// dockerd died or running was toggled.
+const chaosSettleBudget = 90 * time.Second
+
+// ack is a `rdd set` the daemon acknowledged: its SpecChanged seq and the
+// value it set.
+type ack struct {
+	seq     uint64
+	version string
+}
+
+// TestChaos is the in-tree chaos harness of issue 10: it kills the daemon
+// with SIGKILL at random moments while sets and engine restarts are under
+// way, and kills dockerd, and after every round checks what a user relies
+// on: every acknowledged set is in the log, the log has no seq gap, it
+// replays to the live status, and the instance becomes Settled again with
+// one engine and no stray process. At the end `rdd stop` and `rdd svc stop`
+// must leave no process and no mount of the instance.
+//
+// It starts from several CLIs starting the daemon implicitly at once, which
+// must all share the daemon one of them spawned.
+func TestChaos(t *testing.T) {
+	rounds := defaultChaosRounds
+	if v := os.Getenv(chaosRoundsEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			t.Fatalf("%s=%q: want a number of rounds", chaosRoundsEnv, v)
+		}
+		rounds = n
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(chaosSeedEnv); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("%s=%q: want a number", chaosSeedEnv, v)
+		}
+	}
+	t.Logf("chaos: %d rounds, %s=%d", rounds, chaosSeedEnv, seed)
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	vs, err := spec.Bundled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := vs.List()
+	if len(versions) < 2 {
+		t.Fatalf("need two supported Kubernetes versions to alternate, have %v", versions)
+	}
+
+	in := newInstance(t)
+	// The race runtime sleeps a second at every exit to flush reports;
+	// a round runs a dozen short CLI commands.
+	in.env = append(in.env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	in.concurrentImplicitStarts(4, versions)
+	in.must("start", "--timeout=3m")
+
+	var acks []ack
+	counts := map[string]int{}
+	var settleTimes []time.Duration
+	for round := range rounds {
+		kind := []string{"sets", "engine restart", "dockerd"}[rng.IntN(3)]
+		counts[kind]++
+		delay := time.Duration(rng.IntN(400)) * time.Millisecond
+		killed := 0 // the dockerd the round killed: the status must move past it
+		switch kind {
+		case "sets":
+			acks = append(acks, in.chaosSets(versions, round, rng.IntN(4), delay)...)
+		case "engine restart":
+			acks = append(acks, in.chaosEngineRestart(delay)...)
+		case "dockerd":
+			killed = in.chaosDockerd(delay, rng.IntN(2) == 0)
+		}
+		began := time.Now()
+		// The next command starts the daemon again, implicitly, and asks for
+		// a running engine (a no-op unless the round stopped it).
+		in.must("set", "running=true", "--wait=false")
+		s := in.waitStatus(chaosSettleBudget, fmt.Sprintf("Settled after round %d (%s)", round, kind), func(s events.Snapshot) bool {
+			return s.Spec.Running &&
+				s.Machine(events.MachineVM).Facts.PID != killed &&
+				condIs(s, events.CondSettled, events.StatusTrue, "Settled") &&
+				cond(s, events.CondSettled).ObservedGeneration == s.Generation &&
+				condIs(s, events.CondContainerEngineReady, events.StatusTrue, "Connected")
+		})
+		settleTimes = append(settleTimes, time.Since(began))
+		checks := time.Now()
+		in.assertOnlyEngine(s.Machine(events.MachineVM).Facts.PID)
+		in.assertLogKept(acks)
+		in.assertReplayMatchesLive()
+		t.Logf("round %d: %s, kill after %v, Settled %v after, checks %v", round, kind, delay, settleTimes[round].Round(time.Millisecond), time.Since(checks).Round(time.Millisecond))
+		if t.Failed() {
+			t.Fatalf("round %d (%s, kill after %v) failed; rerun with %s=%d", round, kind, delay, chaosSeedEnv, seed)
+		}
+	}
+	t.Logf("chaos: rounds by kind %v, %d acknowledged sets kept, Settled again after %s (median) / %s (max)",
+		counts, len(acks), median(settleTimes), maxOf(settleTimes))
+
+	in.must("stop", "--timeout=2m")
+	in.must("svc", "stop")
+	if procs := in.processes(); len(procs) > 0 {
+		t.Errorf("processes of the instance left after rdd stop + rdd svc stop: %v", procs)
+	}
+	if left := mountsUnder(t, in.home); len(left) > 0 {
+		t.Errorf("mounts of the instance left after rdd stop + rdd svc stop: %v", left)
+	}
+}
+
+// concurrentImplicitStarts runs n `rdd set` at once with no daemon: each
+// starts it implicitly, and all must succeed on the one daemon spawned.
+func (in *instance) concurrentImplicitStarts(n int, versions []string) {
+	in.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	fails := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := "kubernetes.version=" + versions[i%len(versions)]
+			if out, errOut, code := in.rdd(ctx, "set", v, "--wait=false"); code != 0 {
+				fails[i] = fmt.Sprintf("exit %d: %s%s", code, out, errOut)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, f := range fails {
+		if f != "" {
+			in.t.Errorf("concurrent implicit start %d of %d: %s", i+1, n, f)
+		}
+	}
+	if in.t.Failed() {
+		in.t.FailNow()
+	}
+}
+
+// chaosSets runs sets one after another and kills the daemon delay after
+// the after-th acknowledgment. It returns the sets the daemon acknowledged.
+func (in *instance) chaosSets(versions []string, round, after int, delay time.Duration) []ack {
+	in.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu    sync.Mutex
+		acks  []ack
+		done  = make(chan struct{})
+		acked = make(chan struct{}, 1024)
+	)
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			// kubernetes.version while Kubernetes is off: a real spec change
+			// (consecutive values differ) that starts nothing.
+			v := versions[(round+i)%len(versions)]
+			out, _, code := in.rdd(ctx, "set", "kubernetes.version="+v, "--wait=false", "-o", "json")
+			if code != 0 {
+				continue // not acknowledged: it may or may not be in the log
+			}
+			var r struct {
+				Seq uint64 `json:"seq"`
+			}
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				in.t.Errorf("set %s was acknowledged with %q: %v", v, out, err)
+				continue
+			}
+			if r.Seq == 0 {
+				continue // the value it had already (a set the kill interrupted may have stored it)
+			}
+			mu.Lock()
+			acks = append(acks, ack{seq: r.Seq, version: v})
+			mu.Unlock()
+			acked <- struct{}{}
+		}
+	}()
+	stuck := time.NewTimer(time.Minute)
+	defer stuck.Stop()
+wait:
+	for range after {
+		select {
+		case <-acked:
+		case <-stuck.C:
+			in.t.Errorf("no set acknowledged within a minute")
+			break wait
+		}
+	}
+	in.killDaemonAfter(delay)
+	cancel()
+	<-done
+	return acks
+}
+
+// chaosEngineRestart stops and starts the engine through sets and kills the
+// daemon after delay, somewhere in that restart.
+func (in *instance) chaosEngineRestart(delay time.Duration) []ack {
+	in.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = in.rdd(ctx, "set", "running=false", "--timeout=1m")
+		_, _, _ = in.rdd(ctx, "set", "running=true", "--wait=false")
+	}()
+	in.killDaemonAfter(delay)
+	cancel()
+	<-done
+	return nil
+}
+
+// chaosDockerd kills dockerd, and returns its pid; with alsoDaemon, the
+// daemon too, after delay, while it is bringing the engine back.
+func (in *instance) chaosDockerd(delay time.Duration, alsoDaemon bool) int {
+	in.t.Helper()
+	s := in.status()
+	pid := s.Machine(events.MachineVM).Facts.PID
+	if pid <= 0 {
+		in.t.Fatal("no dockerd pid in the status")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		in.t.Fatalf("kill dockerd %d: %v", pid, err)
+	}
+	if alsoDaemon {
+		in.killDaemonAfter(delay)
+	}
+	return pid
+}
+
+// killDaemonAfter kills the daemon with SIGKILL once delay has passed (the
+// random moment of the round), if one runs then.
+func (in *instance) killDaemonAfter(delay time.Duration) {
+	in.t.Helper()
+	timer := time.NewTimer(delay)
+	<-timer.C
+	if pid := in.daemonPID(); pid > 0 && syscall.Kill(pid, syscall.SIGKILL) == nil {
+		waitGone(in.t, pid)
+	}
+}
+
+// assertLogKept checks the log has no seq gap and holds every acknowledged
+// set under the seq it was acknowledged with.
+func (in *instance) assertLogKept(acks []ack) {
+	in.t.Helper()
+	envs := in.eventsJSON()
+	bySeq := make(map[uint64]events.Envelope, len(envs))
+	for i, e := range envs {
+		if e.Seq != uint64(i)+1 {
+			in.t.Fatalf("the log has a gap: event %d of the export has seq %d", i+1, e.Seq)
+		}
+		bySeq[e.Seq] = e
+	}
+	for _, a := range acks {
+		e, ok := bySeq[a.seq]
+		if !ok || e.Type != events.TypeSpecChanged {
+			in.t.Fatalf("acknowledged set of kubernetes.version=%s (seq %d) is not in the log (found %s)", a.version, a.seq, e.Type)
+		}
+		var p struct {
+			Spec struct {
+				Kubernetes struct {
+					Version string `json:"version"`
+				} `json:"kubernetes"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(e.Data, &p); err != nil || p.Spec.Kubernetes.Version != a.version {
+			in.t.Fatalf("seq %d holds kubernetes.version=%q, acknowledged as %s (%v)", a.seq, p.Spec.Kubernetes.Version, a.version, err)
+		}
+	}
+}
+
+// processes lists the processes whose command line names the instance's
+// HOME, as "pid argv0".
+func (in *instance) processes() []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(in.home)) {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(st), ") Z ") {
+			continue // a zombie holds nothing
+		}
+		argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+		out = append(out, fmt.Sprintf("%d %s", pid, filepath.Base(string(argv0))))
+	}
+	return out
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2].Round(time.Millisecond)
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m.Round(time.Millisecond)
+}
