@@ -20,7 +20,7 @@
 # The host agent's logs, the serial console and the QEMU command line are kept
 # in .cache/vm-baseline/<time>/ (the instance directory goes with delete).
 #
-# Environment: RDD_VM_IMAGE_DIR (default <repo>/.cache/vm-image, readable by
+# Environment: RDD_BASELINE_TEMPLATE (a lima.yaml to boot instead), RDD_VM_IMAGE_DIR (default <repo>/.cache/vm-image, readable by
 # the unprivileged user), RDD_BASELINE_USER, RDD_BASELINE_KEEP=1 (leave the
 # instance running), RDD_BASELINE_IDLE_S (default 10; 0 skips),
 # RDD_BASELINE_DOCKER_S (deadline for docker to answer, default 300).
@@ -95,10 +95,17 @@ as_user mkdir -p "$lima_home"
 dir=$lima_home/$name
 sock=$dir/sock/docker.sock
 
-# The template, with the image's paths.
+# The template, with the image's paths; RDD_BASELINE_TEMPLATE boots another
+# one instead (e.g. the lima.yaml rdd rendered, for a like-for-like figure;
+# its docker socket forward then goes where that template says).
 yaml=$lima_home/baseline-lima.yaml
-sed -e "s|@IMAGE_DIR@|$imgdir|g" -e "s|@CMDLINE@|$(cat "$imgdir/cmdline")|" "$repo/hack/baseline-lima.yaml" |
-	as_user tee "$yaml" >/dev/null
+if [[ -n ${RDD_BASELINE_TEMPLATE:-} ]]; then
+	as_user tee "$yaml" <"$RDD_BASELINE_TEMPLATE" >/dev/null
+	sock=$(sed -n 's/^ *HOST_DOCKER_SOCKET: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$yaml" | head -1)
+else
+	sed -e "s|@IMAGE_DIR@|$imgdir|g" -e "s|@CMDLINE@|$(cat "$imgdir/cmdline")|" "$repo/hack/baseline-lima.yaml" |
+		as_user tee "$yaml" >/dev/null
+fi
 
 if as_user "$limactl" list -q 2>/dev/null | grep -qx "$name"; then
 	log "deleting a leftover instance $name"
