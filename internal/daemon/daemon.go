@@ -225,10 +225,16 @@ func (d *daemon) serve(ctx context.Context, opts Options) error {
 	}
 
 	var runErr error
+	served := false // Serve's one answer was taken here
 	select {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
-		d.logger.Error("api server failed", zap.Error(runErr))
+		// Serve ends on its own only by failing, but once ctx ends it may
+		// return nil as fast as ctx.Done is seen: either can win.
+		served = true
+		if runErr != nil {
+			d.logger.Error("api server failed", zap.Error(runErr))
+		}
 	}
 
 	stopCtx := context.WithoutCancel(ctx)
@@ -241,8 +247,10 @@ func (d *daemon) serve(ctx context.Context, opts Options) error {
 	d.engine.shutdown(stopCtx)
 	d.vm.shutdown(stopCtx)
 	scancel()
-	if runErr == nil {
-		<-serveErr
+	if !served {
+		if err := <-serveErr; err != nil {
+			d.logger.Warn("api shutdown", zap.Error(err))
+		}
 	}
 	d.w.checkpoint(d.w.Snapshot())
 	d.logger.Info("daemon stopped")
