@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"unicode"
 
@@ -28,11 +29,14 @@ import (
 //go:embed template.yaml
 var baseTemplate string
 
-// The base template uses <% %> so that Lima's own {{ }} pass through.
-var tmpl = template.Must(template.New("lima.yaml").
-	Delims("<%", "%>").
-	Funcs(template.FuncMap{"quote": strconv.Quote}).
-	Parse(baseTemplate))
+// The base template uses <% %> so that Lima's own {{ }} pass through. It is
+// parsed on first use: parsing it at init cost every CLI command 0.13 ms.
+var tmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("lima.yaml").
+		Delims("<%", "%>").
+		Funcs(template.FuncMap{"quote": strconv.Quote}).
+		Parse(baseTemplate))
+})
 
 // DefaultMemory is behavior.md §6.6's 6 GiB.
 const DefaultMemory = 6 << 30
@@ -212,7 +216,7 @@ func Render(p Params) ([]byte, error) {
 		}
 	}
 	var b bytes.Buffer
-	if err := tmpl.Execute(&b, v); err != nil {
+	if err := tmpl().Execute(&b, v); err != nil {
 		return nil, fmt.Errorf("render the lima template: %w", err)
 	}
 	b.WriteString("param:\n")
