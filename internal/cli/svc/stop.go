@@ -39,7 +39,7 @@ func StopOrKill(ctx context.Context, p paths.Paths, grace time.Duration) (StopRe
 	}
 	r := StopReport{PID: pid}
 	// The pidfd pins this very process: SIGKILL cannot hit a reused pid.
-	pidfd, pidfdErr := unix.PidfdOpen(pid, 0)
+	pidfd, pidfdErr := pidfdOpen(pid)
 	if pidfdErr == nil {
 		defer unix.Close(pidfd)
 	}
@@ -63,7 +63,7 @@ func StopOrKill(ctx context.Context, p paths.Paths, grace time.Duration) (StopRe
 	}
 	r.Killed = true
 	if pidfdErr == nil {
-		err = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		err = pidfdKill(pidfd)
 	} else {
 		err = syscall.Kill(pid, syscall.SIGKILL)
 	}

@@ -281,7 +281,7 @@ func Stop(ctx context.Context, p paths.Paths) (wasRunning bool, err error) {
 	}
 	// Hold a pidfd before signalling: it cannot be fooled by PID reuse and
 	// wakes us the moment the daemon exits, instead of at the next poll.
-	pidfd, pidfdErr := unix.PidfdOpen(pid, 0)
+	pidfd, pidfdErr := pidfdOpen(pid)
 	if pidfdErr == nil {
 		defer unix.Close(pidfd)
 	}

@@ -50,7 +50,7 @@ func waitExit(ctx context.Context, rec procRecord, usePidfd bool) bool {
 // waitPidfd is waitExit over a pidfd. ok is false when pidfds are not
 // available and the caller must poll instead.
 func waitPidfd(ctx context.Context, rec procRecord) (exited, ok bool) {
-	fd, err := unix.PidfdOpen(rec.PID, 0)
+	fd, err := pidfdOpen(rec.PID)
 	if errors.Is(err, unix.ESRCH) {
 		return true, true
 	}
