@@ -13,7 +13,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 	"go.uber.org/zap"
 )
 
@@ -98,17 +97,7 @@ func Open(path string, opts Options) (*Log, error) {
 		_ = file.Close()
 	}
 	if err != nil {
-		var se *storeError
-		switch {
-		case errors.As(err, &se):
-			return nil, err
-		case errors.Is(err, berrors.ErrTimeout):
-			return nil, lockedError(path, err)
-		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
-			errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrInvalidMapping):
-			return nil, corruptError(path, "bbolt refused the file", err)
-		}
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 
 	l := &Log{db: db, path: path, log: lg}
@@ -251,20 +240,7 @@ func (l *Log) load() error {
 // lockFile takes an exclusive flock on f, retrying until timeout. bbolt then
 // locks the same open file description again, which succeeds at once.
 func lockFile(f *os.File, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return err
-		}
-		if time.Now().Add(lockRetry).After(deadline) {
-			return berrors.ErrTimeout
-		}
-		time.Sleep(lockRetry)
-	}
+	return flockRetry(f, syscall.LOCK_EX, timeout)
 }
 
 // bbolt's file header (go.etcd.io/bbolt/internal/common, format version 2):
