@@ -205,6 +205,16 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
+// LogTail is the last n lines of the log at path, and the path, for an
+// error message that explains a failure without sending the user digging.
+func LogTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no log at " + path
+	}
+	return lastLines(string(b), n) + " (log: " + path + ")"
+}
+
 // Create implements vm.Driver: the instance is made from the template of
 // the base parameters (Start writes the spec's template before it boots).
 func (d *Driver) Create(ctx context.Context) (bool, error) {
@@ -307,11 +317,7 @@ func (d *Driver) watchBoot(events string, pid int, exited <-chan struct{}) <-cha
 }
 
 func (d *Driver) stderrTail() string {
-	b, err := os.ReadFile(filepath.Join(d.Dir(), HostAgentStderr))
-	if err != nil {
-		return "no host agent log"
-	}
-	return lastLines(string(b), 3) + " (log: " + filepath.Join(d.Dir(), HostAgentStderr) + ")"
+	return LogTail(filepath.Join(d.Dir(), HostAgentStderr), 3)
 }
 
 // Stop implements vm.Driver: the graceful part gets what ctx leaves,

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/proc"
 )
 
 // agentStatus is the status of one event of Lima's host agent: the JSON
@@ -91,32 +91,28 @@ func watchPID(pid int) <-chan struct{} {
 		defer close(exited)
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
-		for processRuns(pid) {
+		for ProcessRuns(pid) {
 			<-t.C
 		}
 	}()
 	return exited
 }
 
-func processRuns(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil && !isPermission(pid) {
+// ProcessRuns reports whether pid is a live process: signal 0 reaches it, or
+// it is another user's (the VM runs as RunAs), and /proc does not call it
+// dead (a zombie). Without /proc (macOS) signal 0 alone decides.
+func ProcessRuns(pid int) bool {
+	if pid <= 0 {
 		return false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return !errors.Is(err, os.ErrNotExist) || !procMounted()
 	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
-
-// isPermission: a process of another user (the VM runs as RunAs) cannot be
-// signalled, but it runs.
-func isPermission(pid int) bool {
-	return errors.Is(syscall.Kill(pid, 0), syscall.EPERM)
+	return !st.Dead()
 }
 
 func procMounted() bool {

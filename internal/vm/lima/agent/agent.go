@@ -250,10 +250,10 @@ func spawnHostAgent(inst *store.Instance, self, guestAgent string) (int, error) 
 		}
 		select {
 		case err := <-exited:
-			return 0, fmt.Errorf("the host agent exited at once (%v): %s", err, tail(stderrPath))
+			return 0, fmt.Errorf("the host agent exited at once (%v): %s", err, lima.LogTail(stderrPath, 5))
 		case <-deadline.C:
 			_ = cmd.Process.Kill()
-			return 0, fmt.Errorf("the host agent wrote no pid file %s within %s: %s", pidPath, pidFileWait, tail(stderrPath))
+			return 0, fmt.Errorf("the host agent wrote no pid file %s within %s: %s", pidPath, pidFileWait, lima.LogTail(stderrPath, 5))
 		case <-tick.C:
 		}
 	}
@@ -264,19 +264,6 @@ func spawnHostAgent(inst *store.Instance, self, guestAgent string) (int, error) 
 func rotate(path string) {
 	ext := filepath.Ext(path)
 	_ = os.Rename(path, strings.TrimSuffix(path, ext)+".1"+ext)
-}
-
-// tail returns the last lines of a log for an error message.
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "no log at " + path
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	return strings.Join(lines, " | ") + " (log: " + path + ")"
 }
 
 // Stop stops the VM gracefully (SIGINT to the host agent, which shuts the
@@ -325,27 +312,11 @@ func stop(ctx context.Context, inst *store.Instance) error {
 func waitGone(ctx context.Context, pid int) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for alive(pid) {
+	for lima.ProcessRuns(pid) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
-}
-
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	// A zombie is gone for our purposes.
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true // no /proc (macOS): kill(0) said it runs
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
 }
