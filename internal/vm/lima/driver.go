@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,6 +52,12 @@ type Driver struct {
 	o   Options
 	env []string
 	log *zap.Logger
+
+	// keyMu guards the last restart key: the vm controller asks for it on
+	// every decision, and rendering the template each time is waste.
+	keyMu   sync.Mutex
+	keyFor  vm.Config
+	lastKey string
 }
 
 var (
@@ -149,11 +156,17 @@ func (d *Driver) params(cfg vm.Config) Params {
 // RestartKey implements vm.RestartKeyer: Lima's machine is the whole
 // template, so any change of it restarts the VM (design.md §4).
 func (d *Driver) RestartKey(cfg vm.Config) string {
+	d.keyMu.Lock()
+	defer d.keyMu.Unlock()
+	if d.lastKey != "" && d.keyFor == cfg {
+		return d.lastKey
+	}
 	b, err := Render(d.params(cfg))
 	if err != nil {
 		return ""
 	}
-	return hashOf(b)
+	d.keyFor, d.lastKey = cfg, hashOf(b)
+	return d.lastKey
 }
 
 func hashOf(b []byte) string {
