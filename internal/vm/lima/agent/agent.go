@@ -32,10 +32,7 @@ func Inspect(name string) (lima.Instance, error) {
 	if err != nil {
 		return lima.Instance{}, err
 	}
-	out := lima.Instance{Dir: dir}
-	if _, err := os.Stat(filepath.Join(dir, lima.PreparingSentinel)); err == nil {
-		out.Preparing = true
-	}
+	out := lima.Instance{Dir: dir, Preparing: preparing(dir)}
 	inst, err := store.Inspect(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return out, nil
@@ -50,6 +47,12 @@ func Inspect(name string) (lima.Instance, error) {
 		out.Errors = append(out.Errors, e.Error())
 	}
 	return out, nil
+}
+
+// preparing: an interrupted create left its sentinel in dir.
+func preparing(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, lima.PreparingSentinel))
+	return err == nil
 }
 
 // Create makes the instance from tmpl and prepares its disks (the image is
@@ -148,12 +151,13 @@ const pidFileWait = 5 * time.Second
 func Start(ctx context.Context, name string, tmpl []byte, self string) (lima.Started, error) {
 	// An instance removed behind rdd's back (limactl delete, a cleaned
 	// LIMA_HOME), or whose create was interrupted, is made again.
-	if found, err := Inspect(name); err == nil && (!found.Exists || found.Preparing) {
+	inst, err := store.Inspect(name)
+	if errors.Is(err, os.ErrNotExist) || err == nil && preparing(inst.Dir) {
 		if _, err := Create(ctx, name, tmpl); err != nil {
 			return lima.Started{}, err
 		}
+		inst, err = store.Inspect(name)
 	}
-	inst, err := store.Inspect(name)
 	if err != nil {
 		return lima.Started{}, fmt.Errorf("inspect the Lima instance %q: %w", name, err)
 	}
@@ -177,9 +181,10 @@ func Start(ctx context.Context, name string, tmpl []byte, self string) (lima.Sta
 		if err := writeTemplate(yamlPath, tmpl); err != nil {
 			return lima.Started{}, err
 		}
-	}
-	if inst, err = store.Inspect(name); err != nil {
-		return lima.Started{}, err
+		// Prepare works from the instance's configuration: the new one.
+		if inst, err = store.Inspect(name); err != nil {
+			return lima.Started{}, err
+		}
 	}
 	prepared, err := instance.Prepare(ctx, inst)
 	if err != nil {
