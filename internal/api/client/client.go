@@ -5,11 +5,11 @@
 // and New does no I/O, so a short command such as `rdd status -o json` pays
 // for one connection and one request.
 //
-// A Client is safe for concurrent use. It keeps one http.Transport, so
-// consecutive requests reuse the connection.
+// A Client is safe for concurrent use.
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -44,9 +44,15 @@ const baseURL = "http://rdd"
 // accepts the daemon of the user who owns the socket's directory, because
 // the server admits root (a user's daemon serving root's `rdd` is the
 // existing behaviour); a daemon of any other uid is refused to root too.
+//
+// Every request has a connection of its own, dialed, written and read in
+// the caller's goroutine (roundTrip). http.Transport would dial and read
+// in goroutines of its own; on a short command those hand-offs between
+// threads cost more than the daemon takes to answer, and a local socket
+// gains nothing from keeping connections alive.
 type Client struct {
 	socket string
-	hc     *http.Client
+	dialer net.Dialer
 	// trustUID replaces the peer policy; tests use it to exercise the
 	// refusal without a second user.
 	trustUID func(uid int) bool
@@ -55,31 +61,74 @@ type Client struct {
 // New returns a Client for the daemon listening on socketPath. It does not
 // connect: the first request does.
 func New(socketPath string) *Client {
-	d := &net.Dialer{Timeout: DialTimeout}
-	cl := &Client{socket: socketPath}
-	tr := &http.Transport{
-		// No Proxy: HTTP_PROXY must not apply to the socket.
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, "unix", socketPath)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, err // the caller gave up; the daemon may be fine
-				}
-				return nil, &ConnectError{Socket: socketPath, Err: err}
-			}
-			if err := cl.checkPeer(c); err != nil {
-				_ = c.Close()
-				return nil, err
-			}
-			return c, nil
-		},
-		DisableCompression:  true,
-		MaxIdleConns:        4,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second, // below the server's 2 min
+	return &Client{socket: socketPath, dialer: net.Dialer{Timeout: DialTimeout}}
+}
+
+// dial connects to the socket and checks who serves it.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	conn, err := c.dialer.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err // the caller gave up; the daemon may be fine
+		}
+		return nil, &ConnectError{Socket: c.socket, Err: err}
 	}
-	cl.hc = &http.Client{Transport: tr}
-	return cl
+	if err := c.checkPeer(conn); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// roundTrip sends req on a connection of its own and reads the answer's
+// header. The body reads from the connection, which closing the body (or
+// ctx ending) closes.
+func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Closing the connection is what unblocks a read or write when ctx
+	// ends; AfterFunc costs no goroutine until then.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		_ = conn.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, err
+	}
+	req.Close = true // the server need not keep the connection for us
+	var head bytes.Buffer
+	if err := req.Write(&head); err != nil {
+		return fail(fmt.Errorf("send %s %s to %s: %w", req.Method, req.URL.RequestURI(), c.socket, err))
+	}
+	if _, err := conn.Write(head.Bytes()); err != nil {
+		return fail(fmt.Errorf("send %s %s to %s: %w", req.Method, req.URL.RequestURI(), c.socket, err))
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 16<<10), req)
+	if err != nil {
+		return fail(fmt.Errorf("read the answer to %s %s from %s: %w", req.Method, req.URL.RequestURI(), c.socket, err))
+	}
+	resp.Body = &connBody{ReadCloser: resp.Body, conn: conn, stop: stop}
+	return resp, nil
+}
+
+// connBody closes the connection with the body.
+type connBody struct {
+	io.ReadCloser
+	conn net.Conn
+	stop func() bool
+}
+
+func (b *connBody) Close() error {
+	b.stop()
+	err := b.ReadCloser.Close()
+	if cerr := b.conn.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // checkPeer refuses a connection whose listening process is not trusted.
@@ -116,8 +165,9 @@ func (c *Client) trusted(uid int) bool {
 // Socket returns the socket path the Client dials.
 func (c *Client) Socket() string { return c.socket }
 
-// CloseIdleConnections closes the connections kept for reuse.
-func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+// CloseIdleConnections is a no-op kept for callers written against
+// connection reuse: no connection outlives its request.
+func (c *Client) CloseIdleConnections() {}
 
 // Healthz asks whether the daemon serves (GET /v1/healthz).
 func (c *Client) Healthz(ctx context.Context) (api.Health, error) {
@@ -300,16 +350,8 @@ func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte) 
 	if body != nil {
 		req.Header.Set("Content-Type", api.ContentTypeJSON)
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.roundTrip(ctx, req)
 	if err != nil {
-		var ce *ConnectError
-		if errors.As(err, &ce) {
-			return nil, ce
-		}
-		var ue *UntrustedSocketError
-		if errors.As(err, &ue) {
-			return nil, ue
-		}
 		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
