@@ -287,6 +287,37 @@ func TestEveryCommandHasHelpAndExamples(t *testing.T) {
 	}
 }
 
+// A command line that names a subcommand builds only that one; it must be
+// the same command the whole tree has, and the root help still lists all.
+func TestSubcommandAloneIsTheWholeTreesCommand(t *testing.T) {
+	e := newHarness(t).e
+	whole := newRootCommand(e)
+	if got, want := len(whole.Commands()), len(subcommands); got != want {
+		t.Fatalf("the whole tree has %d commands, want %d", got, want)
+	}
+	for _, sub := range subcommands {
+		root := newRootCommandFor(e, onlySubcommand([]string{sub.name, "--help"}))
+		c, _, err := root.Find([]string{sub.name})
+		if err != nil || c.Name() != sub.name {
+			t.Errorf("rdd %s alone: found %v, %v", sub.name, c.Name(), err)
+			continue
+		}
+		w, _, _ := whole.Find([]string{sub.name})
+		if c.UseLine() != w.UseLine() || c.Short != w.Short || c.GroupID != w.GroupID {
+			t.Errorf("rdd %s alone is %q (%s), in the tree %q (%s)", sub.name, c.UseLine(), c.GroupID, w.UseLine(), w.GroupID)
+		}
+	}
+	h := newHarness(t)
+	if code := h.run("--help"); code != 0 {
+		t.Fatalf("rdd --help = %d", code)
+	}
+	for _, sub := range subcommands {
+		if !strings.Contains(h.stdout.String(), "\n  "+sub.name+" ") {
+			t.Errorf("rdd --help does not list %s:\n%s", sub.name, h.stdout)
+		}
+	}
+}
+
 func TestMistypedCommandSuggests(t *testing.T) {
 	for args, want := range map[string]string{
 		"statsu":      "Error: unknown command \"statsu\" for \"rdd\"\n\nDid you mean this?\n\tstatus\n\nRun 'rdd --help' for usage.\n",

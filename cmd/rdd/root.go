@@ -116,7 +116,7 @@ func execute(ctx context.Context, e *env, args []string, pre error) int {
 	err := pre
 	var cmd *cobra.Command
 	if err == nil {
-		root := newRootCommand(e)
+		root := newRootCommandFor(e, onlySubcommand(args))
 		root.SetArgs(args)
 		cmd, err = root.ExecuteContextC(ctx)
 	}
@@ -135,7 +135,11 @@ func execute(ctx context.Context, e *env, args []string, pre error) int {
 }
 
 // newRootCommand builds the whole command tree for e.
-func newRootCommand(e *env) *cobra.Command {
+func newRootCommand(e *env) *cobra.Command { return newRootCommandFor(e, "") }
+
+// newRootCommandFor builds the root command with only the subcommand
+// named only, or with all of them when only is "".
+func newRootCommandFor(e *env, only string) *cobra.Command {
 	var versionFlag string
 	root := &cobra.Command{
 		Use:   "rdd",
@@ -192,26 +196,59 @@ func newRootCommand(e *env) *cobra.Command {
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exit.Usage(flagError(err)) })
+	formatHelpOnShow(root)
 
 	root.AddGroup(
 		&cobra.Group{ID: "app", Title: "App commands:"},
 		&cobra.Group{ID: "inspect", Title: "Inspecting state and history:"},
 		&cobra.Group{ID: "service", Title: "Daemon commands:"},
 	)
-	for _, c := range []*cobra.Command{newSetCommand(e), newStartCommand(e), newStopCommand(e), newRunCommand(e)} {
-		c.GroupID = "app"
+	for _, sub := range subcommands {
+		if only != "" && sub.name != only {
+			continue
+		}
+		c := sub.build(e)
+		c.GroupID = sub.group
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newStatusCommand(e), newEventsCommand(e), newReplayCommand(e), newWhyCommand(e)} {
-		c.GroupID = "inspect"
-		root.AddCommand(c)
-	}
-	for _, c := range []*cobra.Command{newSvcCommand(e), newDaemonCommand(e)} {
-		c.GroupID = "service"
-		root.AddCommand(c)
-	}
-	root.AddCommand(newVersionCommand(e), newCompletionCommand(e))
 	return root
+}
+
+// subcommands are the commands under rdd, in the order help lists them
+// within their group.
+var subcommands = []struct {
+	name, group string
+	build       func(*env) *cobra.Command
+}{
+	{"set", "app", newSetCommand},
+	{"start", "app", newStartCommand},
+	{"stop", "app", newStopCommand},
+	{"run", "app", newRunCommand},
+	{"status", "inspect", newStatusCommand},
+	{"events", "inspect", newEventsCommand},
+	{"replay", "inspect", newReplayCommand},
+	{"why", "inspect", newWhyCommand},
+	{"svc", "service", newSvcCommand},
+	{"daemon", "service", newDaemonCommand},
+	{"version", "", newVersionCommand},
+	{"completion", "", newCompletionCommand},
+}
+
+// onlySubcommand returns the subcommand args run when the tree needs no
+// other: args name it first, so neither help nor completion lists the
+// commands and no suggestion for a mistyped name is needed. The flags of
+// every command cost each run about 50 KB of allocations in a fresh heap;
+// a command builds its own. "" means the whole tree.
+func onlySubcommand(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	for _, sub := range subcommands {
+		if sub.name == args[0] && sub.name != "completion" {
+			return sub.name
+		}
+	}
+	return ""
 }
 
 // rootArgs rejects unknown commands as usage errors (cobra's own check
@@ -265,11 +302,44 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// doc dedents a raw string literal: it drops the leading newline and the
-// indentation of the first line from every line.
-func doc(s string) string {
+// doc marks a command's Long text, a raw string literal indented like the
+// code around it; example marks its Example block. Both are kept as written
+// and formatted only when help shows them (formatHelpOnShow): formatting
+// the texts of every command cost each run, `rdd status -o json` included,
+// about a third of building the command tree.
+func doc(s string) string { return s }
+
+func example(s string) string { return s }
+
+// formatHelpOnShow makes root's help and usage format the Long and Example
+// texts of the command they show first.
+func formatHelpOnShow(root *cobra.Command) {
+	help, usage := root.HelpFunc(), root.UsageFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		formatHelpText(c)
+		help(c, args)
+	})
+	root.SetUsageFunc(func(c *cobra.Command) error {
+		formatHelpText(c)
+		return usage(c)
+	})
+}
+
+// formatHelpText formats c's Long and Example texts; formatting twice
+// changes nothing.
+func formatHelpText(c *cobra.Command) {
+	c.Long = dedent(c.Long)
+	c.Example = indentExample(c.Example)
+}
+
+// dedent drops the leading newline of s and the indentation of its first
+// line from every line.
+func dedent(s string) string {
 	s = strings.TrimPrefix(s, "\n")
 	indent := s[:len(s)-len(strings.TrimLeft(s, "\t "))]
+	if indent == "" {
+		return s
+	}
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimPrefix(l, indent)
@@ -277,9 +347,9 @@ func doc(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// example formats an Example block: dedented, then indented by two spaces.
-func example(s string) string {
-	lines := strings.Split(doc(s), "\n")
+// indentExample dedents s, then indents its lines by two spaces.
+func indentExample(s string) string {
+	lines := strings.Split(dedent(s), "\n")
 	for i, l := range lines {
 		if l != "" {
 			lines[i] = "  " + l
