@@ -346,26 +346,55 @@ func removePIDFile(p paths.Paths, pid int) error {
 	return nil
 }
 
-// Delete stops the daemon, then removes L (unless keepLogs), H and D. When
-// the stop does not finish before ctx ends, nothing is removed and the error
-// wraps ctx.Err(). It reports whether anything existed.
-func Delete(ctx context.Context, p paths.Paths, keepLogs bool) (existed bool, err error) {
-	running, err := Stop(ctx, p)
+// DeleteOptions configure Delete.
+type DeleteOptions struct {
+	// KeepLogs keeps L.
+	KeepLogs bool
+	// Grace is how long the daemon gets to exit after SIGINT before it is
+	// killed (StopOrKill); 0 means no limit and no kill.
+	Grace time.Duration
+	// Release, when set, stops what the daemon supervised (its engine or
+	// VM) and is called when no daemon stopped gracefully: one that was
+	// killed, or none running (it crashed earlier). A graceful stop stops
+	// them itself; after a kill nothing else would, and the files that
+	// record them are about to go.
+	Release func(ctx context.Context) error
+}
+
+// DeleteReport says what Delete did.
+type DeleteReport struct {
+	// Existed is true when anything of the instance existed.
+	Existed bool
+	// Stop is what stopping the daemon did.
+	Stop StopReport
+}
+
+// Delete stops the daemon like StopOrKill, calls o.Release when the daemon
+// did not stop gracefully, then removes L (unless o.KeepLogs), H and D.
+// When ctx ends before the daemon is gone, or Release fails, nothing is
+// removed: the files still record what may run, for a later delete.
+func Delete(ctx context.Context, p paths.Paths, o DeleteOptions) (DeleteReport, error) {
+	r, err := StopOrKill(ctx, p, o.Grace)
+	rep := DeleteReport{Existed: r.PID != 0, Stop: r}
 	if err != nil {
-		return running, err
+		return rep, err
+	}
+	if o.Release != nil && (r.PID == 0 || r.Killed) {
+		if err := o.Release(ctx); err != nil {
+			return rep, err
+		}
 	}
 	dirs := []string{p.ShortDir, p.ServiceDir}
-	if !keepLogs {
+	if !o.KeepLogs {
 		dirs = append(dirs, p.LogDir)
 	}
-	existed = running
 	for _, d := range dirs {
 		if _, err := os.Lstat(d); err == nil {
-			existed = true
+			rep.Existed = true
 		}
 		if err := os.RemoveAll(d); err != nil {
-			return existed, fmt.Errorf("delete %s: %w", d, err)
+			return rep, fmt.Errorf("delete %s: %w", d, err)
 		}
 	}
-	return existed, nil
+	return rep, nil
 }
