@@ -1,7 +1,8 @@
 // Package svc manages the rdd daemon process of one instance for the CLI:
 // whether it is created and running, spawning it detached (`rdd svc start`
-// and the implicit start of App commands), stopping it with SIGINT, deleting
-// the instance directories, and rotating and tailing its logs.
+// and the implicit start of App commands), stopping it with SIGINT (then
+// SIGKILL when it does not exit in time), deleting the instance
+// directories, and rotating and tailing its logs.
 //
 // The daemon writes D/rdd.pid while it runs; this package only reads it and
 // removes it when it names a process that no longer exists.
@@ -29,7 +30,7 @@ import (
 	"github.com/rdd-project/rdd/internal/paths"
 )
 
-// PollInterval is how often Start and Stop re-check the daemon.
+// PollInterval is how often Start and StopOrKill re-check the daemon.
 const PollInterval = 100 * time.Millisecond
 
 // DefaultStartTimeout is the implicit start limit of behavior.md §9.1.
@@ -269,37 +270,6 @@ func Tail(path string, n int) string {
 		return ""
 	}
 	return s + "\n"
-}
-
-// Stop sends SIGINT to the daemon and polls every PollInterval until the
-// process is gone. It reports whether a daemon was running. When ctx ends
-// first it sends SIGTERM and returns an error wrapping ctx.Err().
-func Stop(ctx context.Context, p paths.Paths) (wasRunning bool, err error) {
-	pid, err := RunningPID(p)
-	if err != nil || pid == 0 {
-		return false, err
-	}
-	// Hold a pidfd before signalling: it cannot be fooled by PID reuse and
-	// wakes us the moment the daemon exits, instead of at the next poll.
-	pidfd, pidfdErr := pidfdOpen(pid)
-	if pidfdErr == nil {
-		defer unix.Close(pidfd)
-	}
-	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			return true, removePIDFile(p, pid)
-		}
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return true, fmt.Errorf("signal rdd daemon (pid %d): %w", pid, err)
-		}
-	}
-	if err := waitExit(ctx, pid, pidfd, pidfdErr == nil); err != nil {
-		// The daemon treats SIGTERM like SIGINT; it only makes sure the
-		// stop request is not lost.
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		return true, fmt.Errorf("stop rdd daemon (pid %d): %w", pid, err)
-	}
-	return true, removePIDFile(p, pid)
 }
 
 // waitExit returns once pid has exited or ctx ends. With a pidfd it wakes

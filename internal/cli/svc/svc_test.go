@@ -158,9 +158,9 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("second Start = %v, %v; want no spawn", spawned, err)
 	}
 
-	running, err := Stop(ctx, p)
-	if err != nil || !running {
-		t.Fatalf("Stop = %v, %v", running, err)
+	r, err := StopOrKill(ctx, p, 0)
+	if err != nil || r.PID != st.PID || r.Killed {
+		t.Fatalf("StopOrKill = %+v, %v; want pid %d stopped", r, err, st.PID)
 	}
 	if Alive(st.PID) {
 		t.Errorf("pid %d still alive after Stop", st.PID)
@@ -168,8 +168,8 @@ func TestStartStop(t *testing.T) {
 	if _, err := os.Stat(p.PIDFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pid file still there after Stop: %v", err)
 	}
-	if running, err := Stop(ctx, p); err != nil || running {
-		t.Errorf("Stop with no daemon = %v, %v; want false, nil", running, err)
+	if r, err := StopOrKill(ctx, p, 0); err != nil || r.PID != 0 {
+		t.Errorf("StopOrKill with no daemon = %+v, %v; want nothing stopped", r, err)
 	}
 }
 
@@ -213,7 +213,7 @@ func TestStopAndDeleteDeadlineKeepEverything(t *testing.T) {
 	}
 	short, cancelShort := context.WithTimeout(ctx, time.Millisecond)
 	defer cancelShort()
-	if _, err := Stop(short, p); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "context deadline exceeded") {
+	if _, err := StopOrKill(short, p, time.Minute); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "context deadline exceeded") {
 		t.Fatalf("Stop of a stubborn daemon = %v, want context deadline exceeded", err)
 	}
 	if _, err := Delete(short, p, DeleteOptions{Grace: time.Minute}); !errors.Is(err, context.DeadlineExceeded) {
