@@ -39,6 +39,8 @@ type fakeBackend struct {
 	set     func(api.SetRequest) (api.SetResponse, error)
 	sets    []api.SetRequest
 	deletes int
+	// deleteApp answers DeleteApp; nil succeeds.
+	deleteApp func(context.Context) error
 	// compacted, when > 0, plays a retention policy that removed the
 	// events up to it: reads below it are a Conflict with resumeSeq, and
 	// SnapshotAt can rebuild nothing older than oldest (its oldest
@@ -153,10 +155,14 @@ func (b *fakeBackend) SetSpec(_ context.Context, req api.SetRequest, _ api.Sourc
 	return b.set(req)
 }
 
-func (b *fakeBackend) DeleteApp(context.Context, api.Source) error {
+func (b *fakeBackend) DeleteApp(ctx context.Context, _ api.Source) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.deletes++
+	hook := b.deleteApp
+	b.mu.Unlock()
+	if hook != nil {
+		return hook(ctx)
+	}
 	return nil
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -14,11 +16,9 @@ import (
 	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/cli/render"
 	"github.com/rdd-project/rdd/internal/cli/svc"
+	"github.com/rdd-project/rdd/internal/daemon"
 	"github.com/rdd-project/rdd/internal/paths"
 )
-
-// defaultStopTimeout is the --timeout default of svc stop and svc delete.
-const defaultStopTimeout = 5 * time.Minute
 
 func newSvcCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -263,16 +263,20 @@ func newSvcDeleteCommand(e *env) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "delete [--timeout=DUR]",
-		Short: "Stop the daemon and delete the instance's files",
+		Short: "Stop the daemon and delete the instance's files, killing it when it does not stop",
 		Long: doc(`
 			Delete the instance: when the daemon serves and the App exists, delete
 			the App first (it stops the VM and engine and removes the instance's
-			Docker and kube contexts); then stop the daemon and remove the
-			service, short and log directories (logs are kept when RDD_KEEP_LOGS
-			is set). When --timeout passes first, delete exits 4 and keeps
-			everything. Deleting an instance that does not exist succeeds.`),
+			Docker and kube contexts); then stop the daemon with SIGINT and remove
+			the service, short and log directories (logs are kept when
+			RDD_KEEP_LOGS is set). --timeout bounds both steps: a daemon still
+			running then is sent SIGKILL, and the command says so on stderr and
+			stops the engine or VM the daemon left running before it deletes the
+			files. --timeout=0 waits without a limit and never kills. Deleting an
+			instance that does not exist succeeds.`),
 		Example: example(`
 			rdd svc delete
+			rdd svc delete --timeout=10s
 			RDD_KEEP_LOGS=1 rdd --instance test svc delete`),
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -280,25 +284,71 @@ func newSvcDeleteCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			deadline := time.Now().Add(timeout)
 			ctx, cancel := withTimeout(cmd.Context(), timeout)
-			defer cancel()
-			if err := e.deleteApp(ctx); err != nil {
-				return err
+			err = e.deleteApp(ctx)
+			cancel()
+			if err != nil {
+				if cmd.Context().Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "Warning: the App of instance %s was not deleted within --timeout (%v); stopping the daemon\n", p.Instance, timeout)
 			}
-			existed, err := svc.Delete(ctx, p, e.getenv("RDD_KEEP_LOGS") != "")
+			var grace time.Duration
+			if timeout > 0 {
+				// --timeout bounds the whole delete; a daemon that used it
+				// up answering the App deletion is killed at once.
+				grace = max(time.Until(deadline), time.Millisecond)
+			}
+			r, err := svc.Delete(cmd.Context(), p, svc.DeleteOptions{
+				KeepLogs: e.getenv("RDD_KEEP_LOGS") != "",
+				Grace:    grace,
+				Release:  e.releaseMachine,
+			})
+			if r.Stop.Killed {
+				fmt.Fprintf(e.stderr, "rdd daemon for instance %s (pid %d) did not exit within --timeout (%v) and was killed (SIGKILL); the engine or VM it left running is stopped and deleted with the instance\n", p.Instance, r.Stop.PID, timeout)
+			}
 			if err != nil {
 				return err
 			}
 			msg := "has been deleted"
-			if !existed {
+			if !r.Existed {
 				msg = "does not exist"
 			}
 			_, err = fmt.Fprintf(e.stdout, "instance %s %s\n", p.Instance, msg)
 			return err
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", defaultStopTimeout, "how long to wait for the App deletion and the daemon to stop; 0 means no limit")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultStopGrace, "how long the App deletion and the daemon's exit may take before the daemon is killed; 0 means no limit")
 	return cmd
+}
+
+// releaseTimeout bounds the forced deletion of a machine whose daemon is
+// gone: SIGTERM with a short grace, SIGKILL, unmounts (internal/vm/host).
+const releaseTimeout = time.Minute
+
+// releaseMachine deletes the machine (engine, k3s, VM) that a daemon which
+// did not stop gracefully may have left running, with the VM driver that
+// daemon recorded, so that no process or mount outlives the instance.
+func (e *env) releaseMachine(ctx context.Context) error {
+	p := e.paths
+	if _, err := os.Stat(p.EventLog); errors.Is(err, fs.ErrNotExist) {
+		return nil // no daemon ever ran here, so nothing it started can run
+	}
+	driver := "" // unreadable log: the driver a daemon started now would use
+	if l, err := e.openOffline(); err == nil {
+		s, err := l.Status(ctx)
+		_ = l.Close()
+		if err == nil {
+			driver = s.Daemon.VMDriver
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+	defer cancel()
+	if err := daemon.DeleteMachine(ctx, p, driver, e.getenv); err != nil {
+		return fmt.Errorf("%w; no file of the instance was deleted: run rdd svc delete again", err)
+	}
+	return nil
 }
 
 // deleteApp deletes the App when a daemon serves and the App exists, so its

@@ -28,6 +28,15 @@ const (
 	DefaultBodyReadTimeout = 10 * time.Second
 )
 
+// HealthzReserve is how many connections may carry GET /v1/healthz (with no
+// body) once the MaxConns plain slots are taken. A health check asks
+// whether the daemon is alive, and one whose slots are all held by slow
+// clients is: answering it 503 made `rdd svc status` report it not serving
+// and the CLI's implicit start wait 90 s for a daemon that already ran.
+// healthz answers from memory, so the reserve costs a few descriptors, and
+// it is small so that it cannot become a way around MaxConns.
+const HealthzReserve = 8
+
 const (
 	// maxRejecting bounds the connections being answered 503 at once;
 	// beyond it a connection is closed unanswered, so that a flood cannot
@@ -59,6 +68,7 @@ type limiter struct {
 	total      int // accepted, not yet closed
 	conns      int // in the plain state
 	streams    int // in the stream state
+	healthz    int // in the healthz state (HealthzReserve)
 	rejecting  int
 	maxConns   int
 	maxStreams int
@@ -70,6 +80,7 @@ const (
 	connPending = iota
 	connPlain
 	connStream
+	connHealthz // holds a HealthzReserve slot: carried only healthz so far
 )
 
 // limitListener admits connections up to the limiter's total and answers
@@ -177,12 +188,16 @@ func (l *limiter) setStateLocked(c *limitedConn, state int) {
 		l.conns--
 	case connStream:
 		l.streams--
+	case connHealthz:
+		l.healthz--
 	}
 	switch state {
 	case connPlain:
 		l.conns++
 	case connStream:
 		l.streams++
+	case connHealthz:
+		l.healthz++
 	}
 	c.state = state
 }
@@ -205,9 +220,16 @@ func isStreamRequest(r *http.Request) bool {
 	return b
 }
 
+// isHealthCheck tells a bodiless GET /v1/healthz, which may use a
+// HealthzReserve slot, from requests that need a plain one.
+func isHealthCheck(r *http.Request) bool {
+	return r.URL.Path == PathHealthz && r.Method == http.MethodGet && r.ContentLength == 0
+}
+
 // claimPlain gives the request's connection a plain slot unless it holds
-// one. Past MaxConns it answers 503 and closes the connection after the
-// answer, and returns false.
+// one, or, for a health check past MaxConns, a HealthzReserve slot. Past
+// both it answers 503 and closes the connection after the answer, and
+// returns false.
 func (s *Server) claimPlain(w http.ResponseWriter, r *http.Request) bool {
 	lc, _ := r.Context().Value(connKey{}).(*limitedConn)
 	if lc == nil {
@@ -217,6 +239,14 @@ func (s *Server) claimPlain(w http.ResponseWriter, r *http.Request) bool {
 	lim.mu.Lock()
 	defer lim.mu.Unlock()
 	if lc.state == connPlain {
+		return true
+	}
+	health := isHealthCheck(r)
+	if health && lc.state == connHealthz {
+		return true
+	}
+	if health && lim.conns >= lim.maxConns && lim.healthz < HealthzReserve {
+		lim.setStateLocked(lc, connHealthz)
 		return true
 	}
 	if lim.conns >= lim.maxConns {

@@ -162,7 +162,8 @@ func TestSlowHandlerOutlivesBodyDeadline(t *testing.T) {
 
 // Issue 10 (4): 21,000 connections took the daemon to its fd limit. Past
 // MaxConns a connection is answered 503 with a JSON error, and the
-// connections within the cap keep working.
+// connections within the cap keep working. (Health checks have a reserve
+// past the cap: TestHealthzReserveIsBounded.)
 func TestConnectionCapAnswers503(t *testing.T) {
 	const maxConns = 4
 	_, srv, _ := serve(t, 1, api.ServerOptions{MaxConns: maxConns})
@@ -186,7 +187,7 @@ func TestConnectionCapAnswers503(t *testing.T) {
 			}
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(wait))
-			if _, err := io.WriteString(c, "GET /v1/healthz HTTP/1.1\r\nHost: rdd\r\n\r\n"); err != nil {
+			if _, err := io.WriteString(c, "GET /v1/status HTTP/1.1\r\nHost: rdd\r\n\r\n"); err != nil {
 				errs <- fmt.Errorf("over-cap connection %d: send: %w", i, err)
 				return
 			}
@@ -207,7 +208,7 @@ func TestConnectionCapAnswers503(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	_, err := client.New(srv.Socket).Healthz(testCtx(t))
+	_, err := client.New(srv.Socket).Status(testCtx(t))
 	if !client.IsUnavailable(err) {
 		t.Fatalf("client over the cap: %v, want IsUnavailable", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,19 +34,26 @@ const (
 const chaosSettleBudget = 90 * time.Second
 
 // ack is a `rdd set` the daemon acknowledged: its SpecChanged seq and the
-// value it set.
+// property and value it set.
 type ack struct {
-	seq     uint64
-	version string
+	seq   uint64
+	prop  string // dotted, as `rdd set` takes it
+	value string
 }
 
+// engines are the values engine-switch rounds alternate between.
+var engines = []string{string(spec.EngineMoby), string(spec.EngineContainerd)}
+
 // TestChaos is the in-tree chaos harness of issue 10: it kills the daemon
-// with SIGKILL at random moments while sets and engine restarts are under
-// way, and kills dockerd, and after every round checks what a user relies
-// on: every acknowledged set is in the log, the log has no seq gap, it
-// replays to the live status, and the instance becomes Settled again with
-// one engine and no stray process. At the end `rdd stop` and `rdd svc stop`
-// must leave no process and no mount of the instance.
+// with SIGKILL at random moments while sets, engine restarts and switches of
+// containerEngine.name (moby <-> containerd, each a machine restart) are
+// under way, and kills the engine process (dockerd or containerd), and after
+// every round checks what a user relies on: every acknowledged set is in the
+// log, the log has no seq gap, it replays to the live status, and the
+// instance becomes Settled again with the engine its spec names and no stray
+// process (a private containerd left over from the other engine included).
+// At the end `rdd stop` and `rdd svc stop` must leave no process and no mount
+// of the instance.
 //
 // It starts from several CLIs starting the daemon implicitly at once, which
 // must all share the daemon one of them spawned.
@@ -87,32 +95,45 @@ func TestChaos(t *testing.T) {
 	counts := map[string]int{}
 	var settleTimes []time.Duration
 	for round := range rounds {
-		kind := []string{"sets", "engine restart", "dockerd"}[rng.IntN(3)]
+		kind := []string{"sets", "engine restart", "engine process", "engine switch"}[rng.IntN(4)]
 		counts[kind]++
 		delay := time.Duration(rng.IntN(400)) * time.Millisecond
-		killed := 0 // the dockerd the round killed: the status must move past it
+		killed := 0 // the engine process the round killed: the status must move past it
 		switch kind {
 		case "sets":
-			acks = append(acks, in.chaosSets(versions, round, rng.IntN(4), delay)...)
+			acks = append(acks, in.chaosSets("kubernetes.version", versions, round, rng.IntN(4), false, delay)...)
 		case "engine restart":
 			acks = append(acks, in.chaosEngineRestart(delay)...)
-		case "dockerd":
-			killed = in.chaosDockerd(delay, rng.IntN(2) == 0)
+		case "engine process":
+			killed = in.chaosEngineProcess(delay, rng.IntN(2) == 0)
+		case "engine switch":
+			// A switch stops one engine and starts the other (containerd,
+			// then dockerd for moby): up to a few seconds of restart to
+			// land the kill in. Sets that wait for Settled put it in one
+			// whole restart; sets that do not, in restarts overtaken by
+			// the next switch.
+			delay = time.Duration(rng.IntN(2500)) * time.Millisecond
+			first := slices.Index(engines, string(in.status().Spec.ContainerEngine.Name)) + 1
+			acks = append(acks, in.chaosSets("containerEngine.name", engines, first, rng.IntN(3), rng.IntN(2) == 0, delay)...)
 		}
 		began := time.Now()
 		// The next command starts the daemon again, implicitly, and asks for
 		// a running engine (a no-op unless the round stopped it).
 		in.must("set", "running=true", "--wait=false")
 		s := in.waitStatus(chaosSettleBudget, fmt.Sprintf("Settled after round %d (%s)", round, kind), func(s events.Snapshot) bool {
+			ready := "Connected" // dockerd's API is synced
+			if s.Spec.ContainerEngine.Name == spec.EngineContainerd {
+				ready = "NotApplicable"
+			}
 			return s.Spec.Running &&
 				s.Machine(events.MachineVM).Facts.PID != killed &&
 				condIs(s, events.CondSettled, events.StatusTrue, "Settled") &&
 				cond(s, events.CondSettled).ObservedGeneration == s.Generation &&
-				condIs(s, events.CondContainerEngineReady, events.StatusTrue, "Connected")
+				condIs(s, events.CondContainerEngineReady, events.StatusTrue, ready)
 		})
 		settleTimes = append(settleTimes, time.Since(began))
 		checks := time.Now()
-		in.assertOnlyEngine(s.Machine(events.MachineVM).Facts.PID)
+		in.assertOnlyEngineOf(s.Spec.ContainerEngine.Name, s.Machine(events.MachineVM).Facts.PID)
 		in.assertLogKept(acks)
 		in.assertReplayMatchesLive()
 		t.Logf("round %d: %s, kill after %v, Settled %v after, checks %v", round, kind, delay, settleTimes[round].Round(time.Millisecond), time.Since(checks).Round(time.Millisecond))
@@ -120,8 +141,12 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("round %d (%s, kill after %v) failed; rerun with %s=%d", round, kind, delay, chaosSeedEnv, seed)
 		}
 	}
-	t.Logf("chaos: rounds by kind %v, %d acknowledged sets kept, Settled again after %s (median) / %s (max)",
-		counts, len(acks), median(settleTimes), maxOf(settleTimes))
+	byProp := map[string]int{}
+	for _, a := range acks {
+		byProp[a.prop]++
+	}
+	t.Logf("chaos: rounds by kind %v, %d acknowledged sets kept %v, Settled again after %s (median) / %s (max)",
+		counts, len(acks), byProp, median(settleTimes), maxOf(settleTimes))
 
 	in.must("stop", "--timeout=2m")
 	in.must("svc", "stop")
@@ -162,9 +187,12 @@ func (in *instance) concurrentImplicitStarts(n int, versions []string) {
 	}
 }
 
-// chaosSets runs sets one after another and kills the daemon delay after
-// the after-th acknowledgment. It returns the sets the daemon acknowledged.
-func (in *instance) chaosSets(versions []string, round, after int, delay time.Duration) []ack {
+// chaosSets sets prop to values[first], values[first+1], ... (cycling), one
+// set after another, each waiting for Settled when wait is true, and kills
+// the daemon delay after the after-th acknowledgment. It returns the sets
+// the daemon acknowledged (a waiting set the kill cut short counts as not
+// acknowledged).
+func (in *instance) chaosSets(prop string, values []string, first, after int, wait bool, delay time.Duration) []ack {
 	in.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
@@ -176,10 +204,15 @@ func (in *instance) chaosSets(versions []string, round, after int, delay time.Du
 	go func() {
 		defer close(done)
 		for i := 0; ctx.Err() == nil; i++ {
-			// kubernetes.version while Kubernetes is off: a real spec change
-			// (consecutive values differ) that starts nothing.
-			v := versions[(round+i)%len(versions)]
-			out, _, code := in.rdd(ctx, "set", "kubernetes.version="+v, "--wait=false", "-o", "json")
+			// Consecutive values differ: every set is a real spec change
+			// (kubernetes.version while Kubernetes is off starts nothing;
+			// containerEngine.name restarts the machine).
+			v := values[(first+i)%len(values)]
+			waitFlag := "--wait=false"
+			if wait {
+				waitFlag = "--timeout=1m"
+			}
+			out, _, code := in.rdd(ctx, "set", prop+"="+v, waitFlag, "-o", "json")
 			if code != 0 {
 				continue // not acknowledged: it may or may not be in the log
 			}
@@ -187,14 +220,14 @@ func (in *instance) chaosSets(versions []string, round, after int, delay time.Du
 				Seq uint64 `json:"seq"`
 			}
 			if err := json.Unmarshal([]byte(out), &r); err != nil {
-				in.t.Errorf("set %s was acknowledged with %q: %v", v, out, err)
+				in.t.Errorf("set %s=%s was acknowledged with %q: %v", prop, v, out, err)
 				continue
 			}
 			if r.Seq == 0 {
 				continue // the value it had already (a set the kill interrupted may have stored it)
 			}
 			mu.Lock()
-			acks = append(acks, ack{seq: r.Seq, version: v})
+			acks = append(acks, ack{seq: r.Seq, prop: prop, value: v})
 			mu.Unlock()
 			acked <- struct{}{}
 		}
@@ -233,17 +266,18 @@ func (in *instance) chaosEngineRestart(delay time.Duration) []ack {
 	return nil
 }
 
-// chaosDockerd kills dockerd, and returns its pid; with alsoDaemon, the
-// daemon too, after delay, while it is bringing the engine back.
-func (in *instance) chaosDockerd(delay time.Duration, alsoDaemon bool) int {
+// chaosEngineProcess kills the engine process (dockerd, or containerd for
+// the containerd engine), and returns its pid; with alsoDaemon, the daemon
+// too, after delay, while it is bringing the engine back.
+func (in *instance) chaosEngineProcess(delay time.Duration, alsoDaemon bool) int {
 	in.t.Helper()
 	s := in.status()
 	pid := s.Machine(events.MachineVM).Facts.PID
 	if pid <= 0 {
-		in.t.Fatal("no dockerd pid in the status")
+		in.t.Fatal("no engine pid in the status")
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		in.t.Fatalf("kill dockerd %d: %v", pid, err)
+		in.t.Fatalf("kill the %s engine process %d: %v", s.Spec.ContainerEngine.Name, pid, err)
 	}
 	if alsoDaemon {
 		in.killDaemonAfter(delay)
@@ -277,19 +311,30 @@ func (in *instance) assertLogKept(acks []ack) {
 	for _, a := range acks {
 		e, ok := bySeq[a.seq]
 		if !ok || e.Type != events.TypeSpecChanged {
-			in.t.Fatalf("acknowledged set of kubernetes.version=%s (seq %d) is not in the log (found %s)", a.version, a.seq, e.Type)
+			in.t.Fatalf("acknowledged set of %s=%s (seq %d) is not in the log (found %s)", a.prop, a.value, a.seq, e.Type)
 		}
 		var p struct {
-			Spec struct {
-				Kubernetes struct {
-					Version string `json:"version"`
-				} `json:"kubernetes"`
-			} `json:"spec"`
+			Spec map[string]any `json:"spec"`
 		}
-		if err := json.Unmarshal(e.Data, &p); err != nil || p.Spec.Kubernetes.Version != a.version {
-			in.t.Fatalf("seq %d holds kubernetes.version=%q, acknowledged as %s (%v)", a.seq, p.Spec.Kubernetes.Version, a.version, err)
+		err := json.Unmarshal(e.Data, &p)
+		got := lookup(p.Spec, a.prop)
+		if err != nil || got != a.value {
+			in.t.Fatalf("seq %d holds %s=%v, acknowledged as %s (%v)", a.seq, a.prop, got, a.value, err)
 		}
 	}
+}
+
+// lookup follows the dotted path prop through m (decoded JSON).
+func lookup(m map[string]any, prop string) any {
+	var v any = m
+	for _, k := range strings.Split(prop, ".") {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = o[k]
+	}
+	return v
 }
 
 // processes lists the processes whose command line names the instance's

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/mounts"
+	"github.com/rdd-project/rdd/internal/spec"
 )
 
 // settleBudget is how long a new daemon may take to report Settled after a
@@ -152,6 +153,16 @@ func (in *instance) waitDaemonLog(timeout time.Duration, s string) {
 // spawned is left over.
 func (in *instance) assertOnlyEngine(enginePID int) {
 	in.t.Helper()
+	in.assertOnlyEngineOf(spec.EngineMoby, enginePID)
+}
+
+// assertOnlyEngineOf fails unless exactly the processes of engine run for
+// this instance, with enginePID the engine process: one containerd and one
+// dockerd (enginePID) for moby, one containerd (enginePID) alone for the
+// containerd engine. A second containerd, or a dockerd left from before a
+// switch, is an orphan.
+func (in *instance) assertOnlyEngineOf(engine spec.EngineName, enginePID int) {
+	in.t.Helper()
 	byName := map[string][]int{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -166,8 +177,14 @@ func (in *instance) assertOnlyEngine(enginePID int) {
 		argv0, _, _ := bytes.Cut(cmdline, []byte{0})
 		byName[filepath.Base(string(argv0))] = append(byName[filepath.Base(string(argv0))], pid)
 	}
-	if len(byName) != 2 || len(byName["containerd"]) != 1 || len(byName["dockerd"]) != 1 || byName["dockerd"][0] != enginePID {
-		in.t.Fatalf("processes of the instance: %v; want one containerd and dockerd %d", byName, enginePID)
+	ok := len(byName["containerd"]) == 1
+	if engine == spec.EngineContainerd {
+		ok = ok && len(byName) == 1 && byName["containerd"][0] == enginePID
+	} else {
+		ok = ok && len(byName) == 2 && len(byName["dockerd"]) == 1 && byName["dockerd"][0] == enginePID
+	}
+	if !ok {
+		in.t.Fatalf("processes of the instance: %v; want only the %s engine's, engine process %d", byName, engine, enginePID)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package svc manages the rdd daemon process of one instance for the CLI:
 // whether it is created and running, spawning it detached (`rdd svc start`
-// and the implicit start of App commands), stopping it with SIGINT, deleting
-// the instance directories, and rotating and tailing its logs.
+// and the implicit start of App commands), stopping it with SIGINT (then
+// SIGKILL when it does not exit in time), deleting the instance
+// directories, and rotating and tailing its logs.
 //
 // The daemon writes D/rdd.pid while it runs; this package only reads it and
 // removes it when it names a process that no longer exists.
@@ -29,7 +30,7 @@ import (
 	"github.com/rdd-project/rdd/internal/paths"
 )
 
-// PollInterval is how often Start and Stop re-check the daemon.
+// PollInterval is how often Start and StopOrKill re-check the daemon.
 const PollInterval = 100 * time.Millisecond
 
 // DefaultStartTimeout is the implicit start limit of behavior.md §9.1.
@@ -271,37 +272,6 @@ func Tail(path string, n int) string {
 	return s + "\n"
 }
 
-// Stop sends SIGINT to the daemon and polls every PollInterval until the
-// process is gone. It reports whether a daemon was running. When ctx ends
-// first it sends SIGTERM and returns an error wrapping ctx.Err().
-func Stop(ctx context.Context, p paths.Paths) (wasRunning bool, err error) {
-	pid, err := RunningPID(p)
-	if err != nil || pid == 0 {
-		return false, err
-	}
-	// Hold a pidfd before signalling: it cannot be fooled by PID reuse and
-	// wakes us the moment the daemon exits, instead of at the next poll.
-	pidfd, pidfdErr := pidfdOpen(pid)
-	if pidfdErr == nil {
-		defer unix.Close(pidfd)
-	}
-	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			return true, removePIDFile(p, pid)
-		}
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return true, fmt.Errorf("signal rdd daemon (pid %d): %w", pid, err)
-		}
-	}
-	if err := waitExit(ctx, pid, pidfd, pidfdErr == nil); err != nil {
-		// The daemon treats SIGTERM like SIGINT; it only makes sure the
-		// stop request is not lost.
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		return true, fmt.Errorf("stop rdd daemon (pid %d): %w", pid, err)
-	}
-	return true, removePIDFile(p, pid)
-}
-
 // waitExit returns once pid has exited or ctx ends. With a pidfd it wakes
 // on the exit itself; without one it polls every PollInterval.
 func waitExit(ctx context.Context, pid, pidfd int, havePidfd bool) error {
@@ -346,26 +316,55 @@ func removePIDFile(p paths.Paths, pid int) error {
 	return nil
 }
 
-// Delete stops the daemon, then removes L (unless keepLogs), H and D. When
-// the stop does not finish before ctx ends, nothing is removed and the error
-// wraps ctx.Err(). It reports whether anything existed.
-func Delete(ctx context.Context, p paths.Paths, keepLogs bool) (existed bool, err error) {
-	running, err := Stop(ctx, p)
+// DeleteOptions configure Delete.
+type DeleteOptions struct {
+	// KeepLogs keeps L.
+	KeepLogs bool
+	// Grace is how long the daemon gets to exit after SIGINT before it is
+	// killed (StopOrKill); 0 means no limit and no kill.
+	Grace time.Duration
+	// Release, when set, stops what the daemon supervised (its engine or
+	// VM) and is called when no daemon stopped gracefully: one that was
+	// killed, or none running (it crashed earlier). A graceful stop stops
+	// them itself; after a kill nothing else would, and the files that
+	// record them are about to go.
+	Release func(ctx context.Context) error
+}
+
+// DeleteReport says what Delete did.
+type DeleteReport struct {
+	// Existed is true when anything of the instance existed.
+	Existed bool
+	// Stop is what stopping the daemon did.
+	Stop StopReport
+}
+
+// Delete stops the daemon like StopOrKill, calls o.Release when the daemon
+// did not stop gracefully, then removes L (unless o.KeepLogs), H and D.
+// When ctx ends before the daemon is gone, or Release fails, nothing is
+// removed: the files still record what may run, for a later delete.
+func Delete(ctx context.Context, p paths.Paths, o DeleteOptions) (DeleteReport, error) {
+	r, err := StopOrKill(ctx, p, o.Grace)
+	rep := DeleteReport{Existed: r.PID != 0, Stop: r}
 	if err != nil {
-		return running, err
+		return rep, err
+	}
+	if o.Release != nil && (r.PID == 0 || r.Killed) {
+		if err := o.Release(ctx); err != nil {
+			return rep, err
+		}
 	}
 	dirs := []string{p.ShortDir, p.ServiceDir}
-	if !keepLogs {
+	if !o.KeepLogs {
 		dirs = append(dirs, p.LogDir)
 	}
-	existed = running
 	for _, d := range dirs {
 		if _, err := os.Lstat(d); err == nil {
-			existed = true
+			rep.Existed = true
 		}
 		if err := os.RemoveAll(d); err != nil {
-			return existed, fmt.Errorf("delete %s: %w", d, err)
+			return rep, fmt.Errorf("delete %s: %w", d, err)
 		}
 	}
-	return existed, nil
+	return rep, nil
 }

@@ -158,9 +158,9 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("second Start = %v, %v; want no spawn", spawned, err)
 	}
 
-	running, err := Stop(ctx, p)
-	if err != nil || !running {
-		t.Fatalf("Stop = %v, %v", running, err)
+	r, err := StopOrKill(ctx, p, 0)
+	if err != nil || r.PID != st.PID || r.Killed {
+		t.Fatalf("StopOrKill = %+v, %v; want pid %d stopped", r, err, st.PID)
 	}
 	if Alive(st.PID) {
 		t.Errorf("pid %d still alive after Stop", st.PID)
@@ -168,8 +168,8 @@ func TestStartStop(t *testing.T) {
 	if _, err := os.Stat(p.PIDFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pid file still there after Stop: %v", err)
 	}
-	if running, err := Stop(ctx, p); err != nil || running {
-		t.Errorf("Stop with no daemon = %v, %v; want false, nil", running, err)
+	if r, err := StopOrKill(ctx, p, 0); err != nil || r.PID != 0 {
+		t.Errorf("StopOrKill with no daemon = %+v, %v; want nothing stopped", r, err)
 	}
 }
 
@@ -213,10 +213,10 @@ func TestStopAndDeleteDeadlineKeepEverything(t *testing.T) {
 	}
 	short, cancelShort := context.WithTimeout(ctx, time.Millisecond)
 	defer cancelShort()
-	if _, err := Stop(short, p); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "context deadline exceeded") {
+	if _, err := StopOrKill(short, p, time.Minute); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "context deadline exceeded") {
 		t.Fatalf("Stop of a stubborn daemon = %v, want context deadline exceeded", err)
 	}
-	if _, err := Delete(short, p, false); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := Delete(short, p, DeleteOptions{Grace: time.Minute}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Delete of a stubborn daemon = %v, want context deadline exceeded", err)
 	}
 	for _, d := range []string{p.ServiceDir, p.LogDir, p.ShortDir} {
@@ -232,15 +232,24 @@ func TestDelete(t *testing.T) {
 			p := testPaths(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if existed, err := Delete(ctx, p, keepLogs); err != nil || existed {
-				t.Fatalf("Delete of nothing = %v, %v", existed, err)
+			releases := 0
+			o := DeleteOptions{KeepLogs: keepLogs, Grace: 20 * time.Second,
+				Release: func(context.Context) error { releases++; return nil }}
+			if r, err := Delete(ctx, p, o); err != nil || r.Existed {
+				t.Fatalf("Delete of nothing = %+v, %v", r, err)
+			}
+			if releases != 1 {
+				t.Errorf("Delete with no daemon released %d times, want once (a crashed daemon may have left its engine)", releases)
 			}
 			if _, err := start(t, ctx, startOptions(t, p, "serve")); err != nil {
 				t.Fatal(err)
 			}
-			existed, err := Delete(ctx, p, keepLogs)
-			if err != nil || !existed {
-				t.Fatalf("Delete = %v, %v", existed, err)
+			r, err := Delete(ctx, p, o)
+			if err != nil || !r.Existed || r.Stop.Killed {
+				t.Fatalf("Delete = %+v, %v; want a graceful stop", r, err)
+			}
+			if releases != 1 {
+				t.Errorf("Delete after a graceful stop released again: the daemon stops its engine itself")
 			}
 			for _, d := range []string{p.ServiceDir, p.ShortDir} {
 				if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
@@ -252,6 +261,51 @@ func TestDelete(t *testing.T) {
 				t.Errorf("log dir after Delete(keepLogs=%t): %v", keepLogs, err)
 			}
 		})
+	}
+}
+
+// TestDeleteKillsStubborn: a daemon that ignores SIGINT and SIGTERM no
+// longer keeps Delete waiting: it is killed after the grace, what it
+// supervised is released, and the files go.
+func TestDeleteKillsStubborn(t *testing.T) {
+	p := testPaths(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pid, err := start(t, ctx, startOptions(t, p, "stubborn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var released bool
+	r, err := Delete(ctx, p, DeleteOptions{Grace: 200 * time.Millisecond, Release: func(context.Context) error {
+		released = !Alive(pid)
+		return nil
+	}})
+	if err != nil || r.Stop.PID != pid || !r.Stop.Killed || !r.Existed {
+		t.Fatalf("Delete of a stubborn daemon = %+v, %v; want pid %d killed", r, err, pid)
+	}
+	if !released {
+		t.Error("Release was not called once the killed daemon was gone")
+	}
+	for _, d := range []string{p.ServiceDir, p.ShortDir, p.LogDir} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s survived Delete: %v", d, err)
+		}
+	}
+}
+
+// TestDeleteKeepsFilesWhenReleaseFails: the files record what may still
+// run, so a failed release keeps them for the next delete.
+func TestDeleteKeepsFilesWhenReleaseFails(t *testing.T) {
+	p := testPaths(t)
+	if err := p.EnsureDirs(); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("engine still runs")
+	if _, err := Delete(context.Background(), p, DeleteOptions{Release: func(context.Context) error { return boom }}); !errors.Is(err, boom) {
+		t.Fatalf("Delete = %v, want the release's error", err)
+	}
+	if _, err := os.Stat(p.ServiceDir); err != nil {
+		t.Errorf("service dir gone although the release failed: %v", err)
 	}
 }
 
