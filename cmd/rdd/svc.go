@@ -345,7 +345,13 @@ func (e *env) releaseMachine(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
-	if err := daemon.DeleteMachine(ctx, p, driver, e.getenv); err != nil {
+	err := daemon.DeleteMachine(ctx, p, driver, e.getenv)
+	if errors.Is(err, daemon.ErrDriverUnavailable) {
+		// Refusing would leave the instance undeletable for good.
+		fmt.Fprintf(e.stderr, "Warning: %v; deleting the instance's files anyway: stop what that driver may have left running by hand\n", err)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("%w; no file of the instance was deleted: run rdd svc delete again", err)
 	}
 	return nil

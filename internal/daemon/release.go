@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -9,6 +10,11 @@ import (
 
 	"github.com/rdd-project/rdd/internal/paths"
 )
+
+// ErrDriverUnavailable marks a DeleteMachine that could not build the VM
+// driver (its helper or QEMU is gone, or it refuses this user): retrying
+// will not help, and nothing can be stopped through it from here.
+var ErrDriverUnavailable = errors.New("the vm driver is unavailable")
 
 // DeleteMachine stops by force and deletes the machine (engine processes,
 // k3s, VM) of the instance with the VM driver named driver ("" chooses as a
@@ -19,7 +25,7 @@ import (
 func DeleteMachine(ctx context.Context, p paths.Paths, driver string, getenv func(string) string) error {
 	drv, _, err := vmDriver(Options{Paths: p, VMDriver: driver}, getenv, zap.NewNop())
 	if err != nil {
-		return fmt.Errorf("delete the machine of instance %s: %w", p.Instance, err)
+		return fmt.Errorf("delete the machine of instance %s: %w: %w", p.Instance, ErrDriverUnavailable, err)
 	}
 	if c, ok := drv.(io.Closer); ok {
 		defer c.Close()
