@@ -122,12 +122,12 @@ type connBody struct {
 	stop func() bool
 }
 
+// Close closes the connection first: closing a body that http.ReadResponse
+// made reads it to its end, which for a watch or follow stream is never.
 func (b *connBody) Close() error {
 	b.stop()
-	err := b.ReadCloser.Close()
-	if cerr := b.conn.Close(); err == nil {
-		err = cerr
-	}
+	err := b.conn.Close()
+	_ = b.ReadCloser.Close() // fails at once on the closed connection
 	return err
 }
 

@@ -171,6 +171,64 @@ func TestStreamsThatEndEarly(t *testing.T) {
 	}
 }
 
+// Closing a watch, or ending a follow's ctx, must return at once although
+// the daemon keeps the stream open: the CLI closes watches when a wait
+// ends, and a close that read the stream to its end never returned.
+func TestClosingAnEndlessStreamReturns(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	c := rawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", api.ContentTypeNDJSON)
+		if r.URL.Query().Get("follow") == "true" {
+			io.WriteString(w, `{"seq":1,"time":"2026-11-26T12:00:01Z","type":"AppDeleted","v":1,"data":{}}`+"\n")
+		} else {
+			io.WriteString(w, `{"seq":1}`+"\n")
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	closed := make(chan error, 1)
+	go func() {
+		w, err := c.Watch(testCtx(t), 0)
+		if err != nil {
+			closed <- err
+			return
+		}
+		if _, err := w.Next(); err != nil {
+			closed <- err
+			return
+		}
+		closed <- w.Close()
+	}()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("watch: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing a watch the daemon keeps open did not return")
+	}
+
+	ctx, cancel := context.WithCancel(testCtx(t))
+	go func() {
+		closed <- c.Events(ctx, api.EventQuery{Follow: true}, func([]byte, events.Envelope) error {
+			cancel()
+			return nil
+		})
+	}()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("follow ended by its ctx = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ending a follow's ctx did not end it")
+	}
+}
+
 // countingListener counts accepted connections.
 type countingListener struct {
 	net.Listener
