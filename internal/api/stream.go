@@ -30,12 +30,27 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 	st := s.newStream(ctx, w, true)
 	defer st.close()
 	st.start() // the reader's request returns even when the first line waits
-	err := s.b.Watch(ctx, since, func(snap events.Snapshot) error {
-		b, err := s.shared.line(&snap)
-		if err != nil {
-			return err
+	err := s.b.Watch(ctx, since, func(batch []events.Snapshot) error {
+		if len(batch) == 1 {
+			b, err := s.shared.line(&batch[0])
+			if err != nil {
+				return err
+			}
+			return st.writeLine(b)
 		}
-		return st.writeLine(b)
+		// A watcher that lags gets what it missed in one write: a change
+		// commits several events within milliseconds (the controllers
+		// answer it), and a write per line made each one a syscall and a
+		// wake-up of the reader.
+		var buf []byte
+		for i := range batch {
+			b, err := s.shared.line(&batch[i])
+			if err != nil {
+				return err
+			}
+			buf = append(buf, b...)
+		}
+		return st.writeLine(buf)
 	})
 	if errors.Is(err, ErrWatcherTooSlow) {
 		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
@@ -158,8 +173,8 @@ func (st *stream) flush() {
 // line writes b and '\n' within StreamWriteTimeout.
 func (st *stream) line(b []byte) error { return st.writeLine(append(b, '\n')) }
 
-// writeLine writes b, which ends in '\n', within StreamWriteTimeout. It does
-// not modify b.
+// writeLine writes b, which ends in '\n' (and may hold several lines),
+// within StreamWriteTimeout. It does not modify b.
 func (st *stream) writeLine(b []byte) error {
 	if st.werr != nil {
 		return st.werr
