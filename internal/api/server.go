@@ -160,7 +160,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	err := hs.Shutdown(sctx) // closes ln, waits until every connection is idle
 	<-errc                   // http.ErrServerClosed
-	if err == nil {
+	// Watch streams left net/http (hijack.go): Shutdown did not wait for
+	// them. They end with ctx, after a last line.
+	if err == nil && s.active.wait(sctx) == 0 {
 		return nil
 	}
 	hardCancel()

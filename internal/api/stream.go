@@ -19,18 +19,35 @@ const finalLineTimeout = time.Second
 
 // watch serves GET /v1/status?watch=true[&since=SEQ]: one snapshot a line,
 // flushed after each, for as long as the Backend's Watch runs.
+//
+// The stream takes the connection over from net/http (see hijack.go), so
+// that an idle watcher holds a few KiB instead of net/http's buffers and
+// goroutines; a ResponseWriter that cannot be taken over (tests through
+// RoutesForTest) is served in place.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 	release, ok := s.claimStream(w, r)
 	if !ok {
+		return
+	}
+	if st, ok := s.hijackStream(w, r); ok {
+		s.serveHijacked(st, since, release)
 		return
 	}
 	defer release()
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
 	st := s.newStream(ctx, w, true)
+	st.uri, st.stop = r.URL.RequestURI(), stopContext(r)
+	st.readerGone = func() bool { return r.Context().Err() != nil }
+	s.runWatch(st, since, release)
+}
+
+// runWatch sends the Backend's snapshots on st until the watch ends, then
+// ends the stream.
+func (s *Server) runWatch(st *stream, since uint64, release func()) {
 	defer st.close()
 	st.start() // the reader's request returns even when the first line waits
-	err := s.b.Watch(ctx, since, func(batch []events.Snapshot) error {
+	err := s.b.Watch(st.ctx, since, func(batch []events.Snapshot) error {
 		if len(batch) == 1 {
 			b, err := s.shared.line(&batch[0])
 			if err != nil {
@@ -56,7 +73,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
 	}
 	release()
-	st.finish(r, err)
+	st.finish(err)
 }
 
 // events serves GET /v1/events?since=&limit=&follow=: one envelope a line,
@@ -92,6 +109,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
 	st := s.newStream(ctx, w, follow)
+	st.uri, st.stop = r.URL.RequestURI(), stopContext(r)
+	st.readerGone = func() bool { return r.Context().Err() != nil }
 	defer st.close()
 	if follow {
 		st.start()
@@ -107,7 +126,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		st.start() // no events: an empty 200
 	}
 	release()
-	st.finish(r, err)
+	st.finish(err)
 }
 
 // streamContext returns the context of a stream: it ends with the request
@@ -121,22 +140,31 @@ func (s *Server) streamContext(r *http.Request) (context.Context, context.Cancel
 	return ctx, cancel
 }
 
-// stopping reports whether Serve's ctx has ended.
-func stopping(r *http.Request) bool {
-	stop, ok := r.Context().Value(stopKey{}).(context.Context)
-	return ok && stop.Err() != nil
+// stopContext returns Serve's ctx, or nil for a request that did not come
+// through Serve (RoutesForTest).
+func stopContext(r *http.Request) context.Context {
+	stop, _ := r.Context().Value(stopKey{}).(context.Context)
+	return stop
 }
 
 // stream writes NDJSON lines to one response. It is used by one goroutine
 // at a time (the handler, or the Backend's fn while Watch/Events runs).
+//
+// A stream writes either through the ResponseWriter w, or, taken over from
+// net/http, straight to conn (see hijack.go); then w and rc are nil.
 type stream struct {
 	s         *Server
 	w         http.ResponseWriter
 	rc        *http.ResponseController
+	conn      *hijackedConn
 	ctx       context.Context
 	flushEach bool
 	started   bool
 	werr      error // the first write error: the reader is gone or stalled
+
+	uri        string          // the request's, for the log
+	stop       context.Context // Serve's ctx; nil outside Serve
+	readerGone func() bool     // the reader hung up
 
 	// When ctx ends, wake moves the write deadline to now, so that a write
 	// blocked on a reader that does not read returns. woke is closed after.
@@ -146,17 +174,35 @@ type stream struct {
 }
 
 func (s *Server) newStream(ctx context.Context, w http.ResponseWriter, flushEach bool) *stream {
-	st := &stream{s: s, w: w, rc: http.NewResponseController(w), ctx: ctx, flushEach: flushEach, woke: make(chan struct{})}
-	st.stopWake = context.AfterFunc(ctx, func() {
-		_ = st.rc.SetWriteDeadline(time.Now())
+	st := &stream{s: s, w: w, rc: http.NewResponseController(w), ctx: ctx, flushEach: flushEach}
+	st.wakeOnDone()
+	return st
+}
+
+// wakeOnDone arranges for a write blocked when ctx ends to return.
+func (st *stream) wakeOnDone() {
+	st.woke = make(chan struct{})
+	st.stopWake = context.AfterFunc(st.ctx, func() {
+		st.setWriteDeadline(time.Now())
 		close(st.woke)
 	})
-	return st
+}
+
+func (st *stream) setWriteDeadline(t time.Time) {
+	if st.conn != nil {
+		_ = st.conn.SetWriteDeadline(t)
+		return
+	}
+	_ = st.rc.SetWriteDeadline(t)
 }
 
 // start sends the 200 header; with flushEach, at once.
 func (st *stream) start() {
 	st.started = true
+	if st.conn != nil {
+		st.werr = st.conn.writeHeader(st.s.opts.StreamWriteTimeout)
+		return
+	}
 	st.w.Header().Set("Content-Type", ContentTypeNDJSON)
 	st.w.WriteHeader(http.StatusOK)
 	if st.flushEach {
@@ -165,9 +211,21 @@ func (st *stream) start() {
 }
 
 func (st *stream) flush() {
+	if st.conn != nil {
+		return // every write goes out at once
+	}
 	if err := st.rc.Flush(); err != nil && st.werr == nil {
 		st.werr = err
 	}
+}
+
+// write writes b, one or more whole lines, to the response.
+func (st *stream) write(b []byte) error {
+	if st.conn != nil {
+		return st.conn.writeChunk(b)
+	}
+	_, err := st.w.Write(b)
+	return err
 }
 
 // line writes b and '\n' within StreamWriteTimeout.
@@ -182,11 +240,11 @@ func (st *stream) writeLine(b []byte) error {
 	if !st.started {
 		st.start()
 	}
-	_ = st.rc.SetWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
-	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see newStream
+	st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
+	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
 		return err
 	}
-	if _, err := st.w.Write(b); err != nil {
+	if err := st.write(b); err != nil {
 		st.werr = err
 		return err
 	}
@@ -206,23 +264,24 @@ func (st *stream) close() {
 	if !st.stopWake() {
 		<-st.woke // wake ran or runs: let it finish before the deadline is reset
 	}
-	_ = st.rc.SetWriteDeadline(time.Time{})
+	st.setWriteDeadline(time.Time{})
 }
 
 // finish ends the stream after its Backend call returned err: with a last
 // error line when the reader should know why it ends, with nothing when the
 // reader went away or the stream simply ended.
-func (st *stream) finish(r *http.Request, err error) {
+func (st *stream) finish(err error) {
 	st.close()
 	var body ErrorBody
 	switch {
 	case st.werr != nil:
 		return // the reader stalled or went away: nobody to tell
 	case err == nil && st.ctx.Err() == nil:
+		st.end()
 		return // the stream is complete
-	case stopping(r):
+	case st.stop != nil && st.stop.Err() != nil:
 		body = ErrorBody{Code: CodeShuttingDown, Error: "the rdd daemon is shutting down; reconnect when it is back"}
-	case r.Context().Err() != nil, err == nil:
+	case st.readerGone(), err == nil:
 		return // the reader went away
 	case errors.Is(err, ErrWatcherTooSlow):
 		body = ErrorBody{Code: CodeTooSlow, Error: "watch fell behind the daemon and was closed; reconnect with since=<last seq>"}
@@ -230,7 +289,7 @@ func (st *stream) finish(r *http.Request, err error) {
 		body = errorBody(err)
 		if statusForCode(body.Code) == http.StatusInternalServerError {
 			body.Code, body.ResumeSeq = CodeInternal, 0
-			st.s.log.Error("stream failed", zap.String("uri", r.URL.RequestURI()), zap.Error(err))
+			st.s.log.Error("stream failed", zap.String("uri", st.uri), zap.Error(err))
 		}
 	}
 	if !st.started {
@@ -238,9 +297,18 @@ func (st *stream) finish(r *http.Request, err error) {
 		return
 	}
 	b, _ := json.Marshal(body) // cannot fail: strings and a number
-	_ = st.rc.SetWriteDeadline(time.Now().Add(finalLineTimeout))
-	if _, err := st.w.Write(append(b, '\n')); err == nil {
-		_ = st.rc.Flush()
+	st.setWriteDeadline(time.Now().Add(finalLineTimeout))
+	if err := st.write(append(b, '\n')); err == nil {
+		st.flush()
+		st.end()
 	}
-	_ = st.rc.SetWriteDeadline(time.Time{})
+	st.setWriteDeadline(time.Time{})
+}
+
+// end closes the body of a stream that writes to its connection itself
+// (the last chunk); net/http does it for the others.
+func (st *stream) end() {
+	if st.conn != nil {
+		_ = st.conn.writeEnd()
+	}
 }

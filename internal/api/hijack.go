@@ -1,0 +1,132 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// A watch stream is mostly idle, and there may be a thousand of them. Served
+// by net/http, each held a connection goroutine (deep in the handler's
+// stack), a background-read goroutine, 4 KiB read and write buffers and a
+// 2 KiB chunking buffer: about 35 KiB a watcher (issue 10). Taken over, a
+// watcher holds two small goroutines (one waits for the Backend, one for
+// the reader to hang up) and its connection; each batch of lines goes out
+// as one chunk in one writev(2), with no copy of the shared encoding.
+
+// hijackedConn is a watch stream's connection taken over from net/http.
+// The stream writes the HTTP/1.1 response itself: a chunked body and
+// "Connection: close", because the connection cannot go back to net/http.
+type hijackedConn struct {
+	net.Conn          // as net/http had it: Close returns the limiter's slots
+	w        net.Conn // where writes go: under a limitedConn, the connection writev(2) needs
+	header   []byte   // the response header until it is written
+	stop     func()   // ends the stream's context and its hang-up watch
+}
+
+// hijackStream takes over the connection of a watch request and returns a
+// stream on it whose context ends when Serve's ctx ends or the reader hangs
+// up. It returns false when w cannot be taken over; nothing is written then.
+func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request) (*stream, bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, false
+	}
+	h := w.Header()
+	h.Set("Content-Type", ContentTypeNDJSON)
+	h.Set("Transfer-Encoding", "chunked")
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	var hb bytes.Buffer
+	hb.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&hb) // a bytes.Buffer does not fail
+	hb.WriteString("\r\n")
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return nil, false
+	}
+	// What the client sent after its request (nothing, for a watch) is
+	// dropped with net/http's buffer: the stream never reads requests again.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	unregister := func() bool { return false }
+	stop := stopContext(r)
+	if stop != nil {
+		unregister = context.AfterFunc(stop, cancel)
+	}
+	hc := &hijackedConn{Conn: conn, w: conn, header: hb.Bytes(), stop: func() { unregister(); cancel() }}
+	if lc, ok := conn.(*limitedConn); ok {
+		hc.w = lc.Conn
+	}
+	gone := make(chan struct{})
+	go func() {
+		// A watch client sends nothing after its request: a read returns
+		// when it hangs up, or when it misbehaves, which ends the stream too.
+		var b [1]byte
+		_, _ = conn.Read(b[:])
+		close(gone)
+		cancel()
+	}()
+	st := &stream{s: s, conn: hc, ctx: ctx, flushEach: true, uri: r.URL.RequestURI(), stop: stop}
+	st.readerGone = func() bool {
+		select {
+		case <-gone:
+			return true
+		default:
+			return false
+		}
+	}
+	st.wakeOnDone()
+	return st, true
+}
+
+// serveHijacked runs the watch on st in its own goroutine, so that the
+// handler returns and net/http lets go of the connection's buffers.
+func (s *Server) serveHijacked(st *stream, since uint64, release func()) {
+	s.active.add(1)
+	go func() {
+		defer s.active.add(-1)
+		defer st.conn.Close()
+		defer release()
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("watch stream panicked", zap.String("uri", st.uri), zap.Any("panic", v), zap.StackSkip("stack", 1))
+			}
+		}()
+		s.runWatch(st, since, release)
+	}()
+}
+
+// Close ends the stream's context and closes the connection.
+func (c *hijackedConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
+}
+
+func (c *hijackedConn) writeHeader(timeout time.Duration) error {
+	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := c.w.Write(c.header)
+	c.header = nil
+	return err
+}
+
+var crlf = []byte("\r\n")
+
+// writeChunk writes b as one chunk of the body.
+func (c *hijackedConn) writeChunk(b []byte) error {
+	size := strconv.AppendUint(make([]byte, 0, 20), uint64(len(b)), 16)
+	bufs := net.Buffers{append(size, crlf...), b, crlf}
+	_, err := bufs.WriteTo(c.w)
+	return err
+}
+
+// writeEnd writes the last chunk, which ends the body.
+func (c *hijackedConn) writeEnd() error {
+	_ = c.SetWriteDeadline(time.Now().Add(finalLineTimeout))
+	_, err := c.w.Write([]byte("0\r\n\r\n"))
+	return err
+}
