@@ -47,27 +47,22 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 func (s *Server) runWatch(st *stream, since uint64, release func()) {
 	defer st.close()
 	st.start() // the reader's request returns even when the first line waits
+	// A watcher that lags gets what it missed in one write: a change
+	// commits several events within milliseconds (the controllers answer
+	// it), and a write per line made each one a syscall and a wake-up of
+	// the reader.
 	err := s.b.Watch(st.ctx, since, func(batch []events.Snapshot) error {
-		if len(batch) == 1 {
-			b, err := s.shared.line(&batch[0])
-			if err != nil {
-				return err
-			}
-			return st.writeLine(b)
-		}
-		// A watcher that lags gets what it missed in one write: a change
-		// commits several events within milliseconds (the controllers
-		// answer it), and a write per line made each one a syscall and a
-		// wake-up of the reader.
-		var buf []byte
+		lines := st.lines[:0]
 		for i := range batch {
 			b, err := s.shared.line(&batch[i])
 			if err != nil {
 				return err
 			}
-			buf = append(buf, b...)
+			lines = append(lines, b)
 		}
-		return st.writeLine(buf)
+		err := st.writeLines(lines...)
+		clear(st.lines[:])
+		return err
 	})
 	if errors.Is(err, ErrWatcherTooSlow) {
 		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
@@ -162,6 +157,8 @@ type stream struct {
 	started   bool
 	werr      error // the first write error: the reader is gone or stalled
 
+	lines [8][]byte // a batch's lines, reused
+
 	uri        string          // the request's, for the log
 	stop       context.Context // Serve's ctx; nil outside Serve
 	readerGone func() bool     // the reader hung up
@@ -220,20 +217,24 @@ func (st *stream) flush() {
 }
 
 // write writes b, one or more whole lines, to the response.
-func (st *stream) write(b []byte) error {
+func (st *stream) write(lines ...[]byte) error {
 	if st.conn != nil {
-		return st.conn.writeChunk(b)
+		return st.conn.writeChunk(lines...)
 	}
-	_, err := st.w.Write(b)
-	return err
+	for _, b := range lines {
+		if _, err := st.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // line writes b and '\n' within StreamWriteTimeout.
-func (st *stream) line(b []byte) error { return st.writeLine(append(b, '\n')) }
+func (st *stream) line(b []byte) error { return st.writeLines(append(b, '\n')) }
 
-// writeLine writes b, which ends in '\n' (and may hold several lines),
-// within StreamWriteTimeout. It does not modify b.
-func (st *stream) writeLine(b []byte) error {
+// writeLines writes lines, each ending in '\n', within StreamWriteTimeout.
+// It does not modify them.
+func (st *stream) writeLines(lines ...[]byte) error {
 	if st.werr != nil {
 		return st.werr
 	}
@@ -244,7 +245,7 @@ func (st *stream) writeLine(b []byte) error {
 	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
 		return err
 	}
-	if err := st.write(b); err != nil {
+	if err := st.write(lines...); err != nil {
 		st.werr = err
 		return err
 	}

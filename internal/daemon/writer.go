@@ -401,27 +401,29 @@ func (w *writer) ringAppendLocked(u update) {
 	w.ringHead = (w.ringHead + 1) % ringSize
 }
 
-// ringAfterLocked appends to out the updates with seq > cursor, at most
-// max of them, oldest first. covered is false when the ring no longer holds
-// the update right after cursor (nor does the snapshot equal cursor): the
-// reader fell too far behind, or resumes from before the ring.
-func (w *writer) ringAfterLocked(out []update, cursor uint64, max int) (_ []update, covered bool) {
+// ringAfterLocked calls fn with the updates with seq > cursor, oldest
+// first, at most max of them, and returns how many. covered is false when
+// the ring no longer holds the update right after cursor (nor does the
+// snapshot equal cursor): the reader fell too far behind, or resumes from
+// before the ring. fn must copy what it keeps: the ring is reused.
+func (w *writer) ringAfterLocked(cursor uint64, max int, fn func(*update)) (n int, covered bool) {
 	if cursor >= w.snap.Seq {
-		return out, true
+		return 0, true
 	}
 	if len(w.ring) == 0 {
-		return out, false
+		return 0, false
 	}
 	oldest := w.ring[w.ringHead].env.Seq
 	if cursor+1 < oldest {
-		return out, false
+		return 0, false
 	}
 	// The ring holds consecutive seqs: commit numbers them so and publish
 	// appends every one.
-	for i := int(cursor + 1 - oldest); i < len(w.ring) && len(out) < max; i++ {
-		out = append(out, w.ring[(w.ringHead+i)%len(w.ring)])
+	for i := int(cursor + 1 - oldest); i < len(w.ring) && n < max; i++ {
+		fn(&w.ring[(w.ringHead+i)%len(w.ring)])
+		n++
 	}
-	return out, true
+	return n, true
 }
 
 // Append durably appends payloads and returns once they are folded into the
