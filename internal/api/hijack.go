@@ -3,8 +3,10 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -125,17 +127,88 @@ var crlf = []byte("\r\n")
 
 // writeChunk writes lines as one chunk of the body, in one writev(2).
 func (c *hijackedConn) writeChunk(lines ...[]byte) error {
+	c.frame(lines...)
+	defer c.unframe()
+	_, err := c.bufs.WriteTo(c.w)
+	return err
+}
+
+// frame sets bufs to lines framed as one chunk.
+func (c *hijackedConn) frame(lines ...[]byte) {
 	n := 0
 	for _, l := range lines {
 		n += len(l)
 	}
 	size := append(strconv.AppendUint(c.size[:0], uint64(n), 16), '\r', '\n')
 	c.bufs = append(append(append(c.iov[:0], size), lines...), crlf)
-	_, err := c.bufs.WriteTo(c.w)
+}
+
+func (c *hijackedConn) unframe() {
 	clear(c.iov[:]) // the lines are the Server's; do not keep them
 	c.bufs = nil
+}
+
+// turnTimeout bounds how long a write may hold its turn (see writeInTurn).
+// A reader that keeps up has room in its socket buffer, and the write
+// returns at once.
+const turnTimeout = 5 * time.Millisecond
+
+// writeInTurn writes lines as one chunk, in turn. Watch writes take turns,
+// first come first served, as many at once as there are processors: when a
+// change wakes a thousand watchers, the scheduler runs them in no useful
+// order, and those woken again by the next events of the same burst (a
+// change commits about five) overtook the ones still waiting to send the
+// first. A write that would hold its turn longer than turnTimeout (a slow
+// reader) gives it back and finishes out of turn.
+func (st *stream) writeInTurn(lines ...[]byte) error {
+	c := st.conn
+	c.frame(lines...)
+	defer c.unframe()
+	if !st.s.turns.take(st.ctx) {
+		return st.ctx.Err()
+	}
+	st.setWriteDeadline(time.Now().Add(turnTimeout))
+	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
+		st.s.turns.give()
+		return err
+	}
+	_, err := c.bufs.WriteTo(c.w) // what is written leaves bufs
+	st.s.turns.give()
+	if errors.Is(err, os.ErrDeadlineExceeded) && st.ctx.Err() == nil {
+		st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
+		if err := st.ctx.Err(); err != nil {
+			return err
+		}
+		_, err = c.bufs.WriteTo(c.w)
+	}
+	if err != nil {
+		st.werr = err
+	}
 	return err
 }
+
+// turns is a FIFO semaphore: a channel's waiting receivers are served in
+// the order they came.
+type turns chan struct{}
+
+func newTurns(n int) turns {
+	t := make(turns, n)
+	for range n {
+		t <- struct{}{}
+	}
+	return t
+}
+
+func (t turns) take(ctx context.Context) bool {
+	select {
+	case <-t:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (t turns) give() { t <- struct{}{} }
 
 // writeEnd writes the last chunk, which ends the body.
 func (c *hijackedConn) writeEnd() error {

@@ -241,6 +241,9 @@ func (st *stream) writeLines(lines ...[]byte) error {
 	if !st.started {
 		st.start()
 	}
+	if st.conn != nil {
+		return st.writeInTurn(lines...)
+	}
 	st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
 	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
 		return err
