@@ -120,19 +120,19 @@ func BenchmarkWatchFanout(b *testing.B) {
 // and the goroutines per stream. The client ends of the connections are in
 // the figure too (a net.Conn each, no buffer, no goroutine), so it is a
 // little above the server's own cost.
-func idleWatcherCost(tb testing.TB, n int) (bytesPer, goroutinesPer float64) {
+func idleWatcherCost(tb testing.TB, n int) (bytesPer, stackPer, goroutinesPer float64) {
 	tb.Helper()
 	b := apitest.NewBackendFrom(apitest.Sample())
 	b.WatchBuffer = 1 // the fake's per-watcher queue is not the server's cost
 	srv := apitest.Serve(tb, b, api.ServerOptions{MaxStreams: n})
-	inUse := func() (uint64, int) {
+	inUse := func() (uint64, uint64, int) {
 		runtime.GC()
 		runtime.GC()
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
-		return m.HeapInuse + m.StackInuse, runtime.NumGoroutine()
+		return m.HeapInuse + m.StackInuse, m.StackInuse, runtime.NumGoroutine()
 	}
-	before, g0 := inUse()
+	before, s0, g0 := inUse()
 	buf := make([]byte, 64<<10)
 	conns := make([]net.Conn, 0, n)
 	for range n {
@@ -154,20 +154,22 @@ func idleWatcherCost(tb testing.TB, n int) (bytesPer, goroutinesPer float64) {
 			got += k
 		}
 	}
-	after, g1 := inUse()
+	after, s1, g1 := inUse()
 	for _, c := range conns {
 		c.Close()
 	}
-	return float64(after-before) / float64(n), float64(g1-g0) / float64(n)
+	return float64(after-before) / float64(n), float64(s1-s0) / float64(n), float64(g1-g0) / float64(n)
 }
 
 // BenchmarkWatchIdleCost reports what an idle watch stream costs the
-// process: heap and goroutine stacks (B/watcher) and goroutines.
+// process: heap and goroutine stacks (B/watcher, of which stack-B/watcher)
+// and goroutines.
 func BenchmarkWatchIdleCost(b *testing.B) {
-	var bytesPer, gPer float64
+	var bytesPer, stackPer, gPer float64
 	for range b.N {
-		bytesPer, gPer = idleWatcherCost(b, 1000)
+		bytesPer, stackPer, gPer = idleWatcherCost(b, 1000)
 	}
 	b.ReportMetric(bytesPer, "B/watcher")
+	b.ReportMetric(stackPer, "stack-B/watcher")
 	b.ReportMetric(gPer, "goroutines/watcher")
 }
