@@ -59,8 +59,9 @@ func main() {
 
 // change is one spec change: its seq and when its request was sent.
 type change struct {
-	seq uint64
-	t0  time.Time
+	seq      uint64
+	t0       time.Time
+	answered time.Duration // the set's round trip, commit (fsync) included
 }
 
 // arrival is when one watcher read the line of one seq.
@@ -122,6 +123,7 @@ func run(ctx context.Context, socket string, n, changes int) error {
 	for k := range changes {
 		t0 := time.Now()
 		r, err := cli.Set(ctx, api.SetRequest{Set: api.Properties{"kubernetes.version": version}, Command: "watchload"})
+		answered := time.Since(t0)
 		version = map[string]string{"1.34.6": "1.33.10", "1.33.10": "1.34.6"}[version]
 		if err != nil {
 			return fmt.Errorf("change %d: %w", k, err)
@@ -132,7 +134,7 @@ func run(ctx context.Context, socket string, n, changes int) error {
 		if err := waitAll(ctx, ws, r.Seq); err != nil {
 			return fmt.Errorf("change %d (seq %d): %w", k, r.Seq, err)
 		}
-		done = append(done, change{r.Seq, t0})
+		done = append(done, change{r.Seq, t0, answered})
 		// The controllers answer a change with a few events of their own;
 		// the next change starts once every watcher has those too.
 		cur, err := cli.Status(ctx)
@@ -159,7 +161,7 @@ func run(ctx context.Context, socket string, n, changes int) error {
 // from the first watcher's read to the last one's (which leaves out the
 // commit's fsync and the request itself).
 func report(ws []*watcher, done []change) {
-	var last, spread []time.Duration
+	var last, spread, toFirst, answered []time.Duration
 	for _, c := range done {
 		var first, latest time.Time
 		for _, w := range ws {
@@ -177,9 +179,13 @@ func report(ws []*watcher, done []change) {
 		}
 		last = append(last, latest.Sub(c.t0))
 		spread = append(spread, latest.Sub(first))
+		toFirst = append(toFirst, first.Sub(c.t0))
+		answered = append(answered, c.answered)
 	}
-	fmt.Printf("change -> last watcher: %s\n", quantiles(last))
-	fmt.Printf("first -> last watcher:  %s\n", quantiles(spread))
+	fmt.Printf("change -> last watcher:  %s\n", quantiles(last))
+	fmt.Printf("first -> last watcher:   %s\n", quantiles(spread))
+	fmt.Printf("change -> first watcher: %s\n", quantiles(toFirst))
+	fmt.Printf("change -> set answered:  %s\n", quantiles(answered))
 }
 
 func quantiles(d []time.Duration) string {
