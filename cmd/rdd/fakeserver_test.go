@@ -75,7 +75,7 @@ func (b *fakeBackend) SnapshotAt(_ context.Context, at api.At) (events.Snapshot,
 	return events.Replay(b.envs[:n])
 }
 
-func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func(events.Snapshot) error) error {
+func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func([]events.Snapshot) error) error {
 	b.mu.Lock()
 	b.watchSince = append(b.watchSince, since)
 	script, resume, more := b.watch, b.resume, b.more
@@ -87,7 +87,7 @@ func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func(events.Sn
 	}
 	b.mu.Unlock()
 	for _, s := range script {
-		if err := fn(b.numbered(s)); err != nil {
+		if err := fn([]events.Snapshot{b.numbered(s)}); err != nil {
 			return err
 		}
 	}
@@ -97,7 +97,7 @@ func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func(events.Sn
 	for {
 		select {
 		case s := <-more:
-			if err := fn(b.numbered(s)); err != nil {
+			if err := fn([]events.Snapshot{b.numbered(s)}); err != nil {
 				return err
 			}
 		case <-ctx.Done():

@@ -23,9 +23,11 @@ type sharedLines struct {
 	next int
 }
 
-// sharedLinesSize covers watchers that lag a few updates behind each other;
-// one further behind re-encodes, which costs time, never correctness.
-const sharedLinesSize = 8
+// sharedLinesSize covers watchers that lag a few updates behind each other
+// (a change commits about five events in a burst, and the last of 1,000
+// watchers writes the burst's first line after its last was encoded); one
+// further behind re-encodes, which costs time, never correctness.
+const sharedLinesSize = 32
 
 type sharedLine struct {
 	seq  uint64

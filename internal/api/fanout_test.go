@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"runtime"
 	"sort"
 	"strconv"
 	"testing"
@@ -112,4 +113,63 @@ func BenchmarkWatchFanout(b *testing.B) {
 	lat := fanout(b, 1000, b.N)
 	b.ReportMetric(float64(quantile(lat, 0.5).Microseconds())/1000, "ms-last-p50")
 	b.ReportMetric(float64(quantile(lat, 0.99).Microseconds())/1000, "ms-last-p99")
+}
+
+// idleWatcherCost opens n watch streams, reads each one's first line, and
+// returns the heap and stack the process holds per stream once they idle,
+// and the goroutines per stream. The client ends of the connections are in
+// the figure too (a net.Conn each, no buffer, no goroutine), so it is a
+// little above the server's own cost.
+func idleWatcherCost(tb testing.TB, n int) (bytesPer, stackPer, goroutinesPer float64) {
+	tb.Helper()
+	b := apitest.NewBackendFrom(apitest.Sample())
+	b.WatchBuffer = 1 // the fake's per-watcher queue is not the server's cost
+	srv := apitest.Serve(tb, b, api.ServerOptions{MaxStreams: n})
+	inUse := func() (uint64, uint64, int) {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse + m.StackInuse, m.StackInuse, runtime.NumGoroutine()
+	}
+	before, s0, g0 := inUse()
+	buf := make([]byte, 64<<10)
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.DialTimeout("unix", srv.Socket, wait)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET /v1/status?watch=true HTTP/1.1\r\nHost: rdd\r\n\r\n"); err != nil {
+			tb.Fatal(err)
+		}
+		// The first snapshot is one line; read until its end.
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		for got := 0; !bytes.Contains(buf[:got], []byte("}\n")); {
+			k, err := c.Read(buf[got:])
+			if err != nil {
+				tb.Fatal(err)
+			}
+			got += k
+		}
+	}
+	after, s1, g1 := inUse()
+	for _, c := range conns {
+		c.Close()
+	}
+	return float64(after-before) / float64(n), float64(s1-s0) / float64(n), float64(g1-g0) / float64(n)
+}
+
+// BenchmarkWatchIdleCost reports what an idle watch stream costs the
+// process: heap and goroutine stacks (B/watcher, of which stack-B/watcher)
+// and goroutines.
+func BenchmarkWatchIdleCost(b *testing.B) {
+	var bytesPer, stackPer, gPer float64
+	for range b.N {
+		bytesPer, stackPer, gPer = idleWatcherCost(b, 1000)
+	}
+	b.ReportMetric(bytesPer, "B/watcher")
+	b.ReportMetric(stackPer, "stack-B/watcher")
+	b.ReportMetric(gPer, "goroutines/watcher")
 }

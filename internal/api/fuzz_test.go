@@ -21,8 +21,8 @@ import (
 // off as too slow; a follow ends like a plain query, then is cut off too.
 type boundedBackend struct{ *apitest.Backend }
 
-func (b boundedBackend) Watch(_ context.Context, _ uint64, fn func(events.Snapshot) error) error {
-	if err := fn(b.Snapshot()); err != nil {
+func (b boundedBackend) Watch(_ context.Context, _ uint64, fn func([]events.Snapshot) error) error {
+	if err := fn([]events.Snapshot{b.Snapshot()}); err != nil {
 		return err
 	}
 	return api.ErrWatcherTooSlow

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +47,7 @@ type Server struct {
 	active inflight
 	lim    limiter
 	shared sharedLines
+	turns  turns // of watch writes; see writeInTurn
 }
 
 // ServerOptions configure a Server. The zero value serves with the defaults.
@@ -122,6 +124,7 @@ func NewServer(b Backend, logger *zap.Logger, opts ServerOptions) *Server {
 		euid: os.Geteuid(),
 	}
 	s.lim.maxConns, s.lim.maxStreams = opts.MaxConns, opts.MaxStreams
+	s.turns = newTurns(runtime.GOMAXPROCS(0))
 	s.routes = s.routeTable()
 	return s
 }
@@ -160,7 +163,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	err := hs.Shutdown(sctx) // closes ln, waits until every connection is idle
 	<-errc                   // http.ErrServerClosed
-	if err == nil {
+	// Watch streams left net/http (hijack.go): Shutdown did not wait for
+	// them. They end with ctx, after a last line.
+	if err == nil && s.active.wait(sctx) == 0 {
 		return nil
 	}
 	hardCancel()

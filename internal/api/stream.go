@@ -19,29 +19,56 @@ const finalLineTimeout = time.Second
 
 // watch serves GET /v1/status?watch=true[&since=SEQ]: one snapshot a line,
 // flushed after each, for as long as the Backend's Watch runs.
+//
+// The stream takes the connection over from net/http (see hijack.go), so
+// that an idle watcher holds a few KiB instead of net/http's buffers and
+// goroutines; a ResponseWriter that cannot be taken over (tests through
+// RoutesForTest) is served in place.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 	release, ok := s.claimStream(w, r)
 	if !ok {
+		return
+	}
+	if st, ok := s.hijackStream(w, r); ok {
+		s.serveHijacked(st, since, release)
 		return
 	}
 	defer release()
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
 	st := s.newStream(ctx, w, true)
+	st.uri, st.stop = r.URL.RequestURI(), stopContext(r)
+	st.readerGone = func() bool { return r.Context().Err() != nil }
+	s.runWatch(st, since, release)
+}
+
+// runWatch sends the Backend's snapshots on st until the watch ends, then
+// ends the stream.
+func (s *Server) runWatch(st *stream, since uint64, release func()) {
 	defer st.close()
 	st.start() // the reader's request returns even when the first line waits
-	err := s.b.Watch(ctx, since, func(snap events.Snapshot) error {
-		b, err := s.shared.line(&snap)
-		if err != nil {
-			return err
+	// A watcher that lags gets what it missed in one write: a change
+	// commits several events within milliseconds (the controllers answer
+	// it), and a write per line made each one a syscall and a wake-up of
+	// the reader.
+	err := s.b.Watch(st.ctx, since, func(batch []events.Snapshot) error {
+		lines := st.lines[:0]
+		for i := range batch {
+			b, err := s.shared.line(&batch[i])
+			if err != nil {
+				return err
+			}
+			lines = append(lines, b)
 		}
-		return st.writeLine(b)
+		err := st.writeLines(lines...)
+		clear(st.lines[:])
+		return err
 	})
 	if errors.Is(err, ErrWatcherTooSlow) {
 		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
 	}
 	release()
-	st.finish(r, err)
+	st.finish(err)
 }
 
 // events serves GET /v1/events?since=&limit=&follow=: one envelope a line,
@@ -77,6 +104,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
 	st := s.newStream(ctx, w, follow)
+	st.uri, st.stop = r.URL.RequestURI(), stopContext(r)
+	st.readerGone = func() bool { return r.Context().Err() != nil }
 	defer st.close()
 	if follow {
 		st.start()
@@ -92,7 +121,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		st.start() // no events: an empty 200
 	}
 	release()
-	st.finish(r, err)
+	st.finish(err)
 }
 
 // streamContext returns the context of a stream: it ends with the request
@@ -106,22 +135,33 @@ func (s *Server) streamContext(r *http.Request) (context.Context, context.Cancel
 	return ctx, cancel
 }
 
-// stopping reports whether Serve's ctx has ended.
-func stopping(r *http.Request) bool {
-	stop, ok := r.Context().Value(stopKey{}).(context.Context)
-	return ok && stop.Err() != nil
+// stopContext returns Serve's ctx, or nil for a request that did not come
+// through Serve (RoutesForTest).
+func stopContext(r *http.Request) context.Context {
+	stop, _ := r.Context().Value(stopKey{}).(context.Context)
+	return stop
 }
 
 // stream writes NDJSON lines to one response. It is used by one goroutine
 // at a time (the handler, or the Backend's fn while Watch/Events runs).
+//
+// A stream writes either through the ResponseWriter w, or, taken over from
+// net/http, straight to conn (see hijack.go); then w and rc are nil.
 type stream struct {
 	s         *Server
 	w         http.ResponseWriter
 	rc        *http.ResponseController
+	conn      *hijackedConn
 	ctx       context.Context
 	flushEach bool
 	started   bool
 	werr      error // the first write error: the reader is gone or stalled
+
+	lines [8][]byte // a batch's lines, reused
+
+	uri        string          // the request's, for the log
+	stop       context.Context // Serve's ctx; nil outside Serve
+	readerGone func() bool     // the reader hung up
 
 	// When ctx ends, wake moves the write deadline to now, so that a write
 	// blocked on a reader that does not read returns. woke is closed after.
@@ -131,17 +171,35 @@ type stream struct {
 }
 
 func (s *Server) newStream(ctx context.Context, w http.ResponseWriter, flushEach bool) *stream {
-	st := &stream{s: s, w: w, rc: http.NewResponseController(w), ctx: ctx, flushEach: flushEach, woke: make(chan struct{})}
-	st.stopWake = context.AfterFunc(ctx, func() {
-		_ = st.rc.SetWriteDeadline(time.Now())
+	st := &stream{s: s, w: w, rc: http.NewResponseController(w), ctx: ctx, flushEach: flushEach}
+	st.wakeOnDone()
+	return st
+}
+
+// wakeOnDone arranges for a write blocked when ctx ends to return.
+func (st *stream) wakeOnDone() {
+	st.woke = make(chan struct{})
+	st.stopWake = context.AfterFunc(st.ctx, func() {
+		st.setWriteDeadline(time.Now())
 		close(st.woke)
 	})
-	return st
+}
+
+func (st *stream) setWriteDeadline(t time.Time) {
+	if st.conn != nil {
+		_ = st.conn.SetWriteDeadline(t)
+		return
+	}
+	_ = st.rc.SetWriteDeadline(t)
 }
 
 // start sends the 200 header; with flushEach, at once.
 func (st *stream) start() {
 	st.started = true
+	if st.conn != nil {
+		st.werr = st.conn.writeHeader(st.s.opts.StreamWriteTimeout)
+		return
+	}
 	st.w.Header().Set("Content-Type", ContentTypeNDJSON)
 	st.w.WriteHeader(http.StatusOK)
 	if st.flushEach {
@@ -150,28 +208,47 @@ func (st *stream) start() {
 }
 
 func (st *stream) flush() {
+	if st.conn != nil {
+		return // every write goes out at once
+	}
 	if err := st.rc.Flush(); err != nil && st.werr == nil {
 		st.werr = err
 	}
 }
 
-// line writes b and '\n' within StreamWriteTimeout.
-func (st *stream) line(b []byte) error { return st.writeLine(append(b, '\n')) }
+// write writes b, one or more whole lines, to the response.
+func (st *stream) write(lines ...[]byte) error {
+	if st.conn != nil {
+		return st.conn.writeChunk(lines...)
+	}
+	for _, b := range lines {
+		if _, err := st.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-// writeLine writes b, which ends in '\n', within StreamWriteTimeout. It does
-// not modify b.
-func (st *stream) writeLine(b []byte) error {
+// line writes b and '\n' within StreamWriteTimeout.
+func (st *stream) line(b []byte) error { return st.writeLines(append(b, '\n')) }
+
+// writeLines writes lines, each ending in '\n', within StreamWriteTimeout.
+// It does not modify them.
+func (st *stream) writeLines(lines ...[]byte) error {
 	if st.werr != nil {
 		return st.werr
 	}
 	if !st.started {
 		st.start()
 	}
-	_ = st.rc.SetWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
-	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see newStream
+	if st.conn != nil {
+		return st.writeInTurn(lines...)
+	}
+	st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
+	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
 		return err
 	}
-	if _, err := st.w.Write(b); err != nil {
+	if err := st.write(lines...); err != nil {
 		st.werr = err
 		return err
 	}
@@ -191,23 +268,24 @@ func (st *stream) close() {
 	if !st.stopWake() {
 		<-st.woke // wake ran or runs: let it finish before the deadline is reset
 	}
-	_ = st.rc.SetWriteDeadline(time.Time{})
+	st.setWriteDeadline(time.Time{})
 }
 
 // finish ends the stream after its Backend call returned err: with a last
 // error line when the reader should know why it ends, with nothing when the
 // reader went away or the stream simply ended.
-func (st *stream) finish(r *http.Request, err error) {
+func (st *stream) finish(err error) {
 	st.close()
 	var body ErrorBody
 	switch {
 	case st.werr != nil:
 		return // the reader stalled or went away: nobody to tell
 	case err == nil && st.ctx.Err() == nil:
+		st.end()
 		return // the stream is complete
-	case stopping(r):
+	case st.stop != nil && st.stop.Err() != nil:
 		body = ErrorBody{Code: CodeShuttingDown, Error: "the rdd daemon is shutting down; reconnect when it is back"}
-	case r.Context().Err() != nil, err == nil:
+	case st.readerGone(), err == nil:
 		return // the reader went away
 	case errors.Is(err, ErrWatcherTooSlow):
 		body = ErrorBody{Code: CodeTooSlow, Error: "watch fell behind the daemon and was closed; reconnect with since=<last seq>"}
@@ -215,7 +293,7 @@ func (st *stream) finish(r *http.Request, err error) {
 		body = errorBody(err)
 		if statusForCode(body.Code) == http.StatusInternalServerError {
 			body.Code, body.ResumeSeq = CodeInternal, 0
-			st.s.log.Error("stream failed", zap.String("uri", r.URL.RequestURI()), zap.Error(err))
+			st.s.log.Error("stream failed", zap.String("uri", st.uri), zap.Error(err))
 		}
 	}
 	if !st.started {
@@ -223,9 +301,18 @@ func (st *stream) finish(r *http.Request, err error) {
 		return
 	}
 	b, _ := json.Marshal(body) // cannot fail: strings and a number
-	_ = st.rc.SetWriteDeadline(time.Now().Add(finalLineTimeout))
-	if _, err := st.w.Write(append(b, '\n')); err == nil {
-		_ = st.rc.Flush()
+	st.setWriteDeadline(time.Now().Add(finalLineTimeout))
+	if err := st.write(append(b, '\n')); err == nil {
+		st.flush()
+		st.end()
 	}
-	_ = st.rc.SetWriteDeadline(time.Time{})
+	st.setWriteDeadline(time.Time{})
+}
+
+// end closes the body of a stream that writes to its connection itself
+// (the last chunk); net/http does it for the others.
+func (st *stream) end() {
+	if st.conn != nil {
+		_ = st.conn.writeEnd()
+	}
 }

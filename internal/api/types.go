@@ -144,10 +144,14 @@ type Backend interface {
 	// committed event, in seq order, until ctx ends or fn returns an error.
 	// A watcher that falls too far behind gets ErrWatcherTooSlow.
 	//
+	// fn receives the snapshots in batches: each call passes, in seq order,
+	// one or more that are ready, so that the server writes them to the
+	// stream at once when it lags; fn must not keep the slice.
+	//
 	// A seq names one snapshot: every snapshot passed with a given Seq (and
 	// Generation), to any watcher, must be the same, because the server
 	// encodes it once and sends those bytes to every watch stream.
-	Watch(ctx context.Context, since uint64, fn func(events.Snapshot) error) error
+	Watch(ctx context.Context, since uint64, fn func(batch []events.Snapshot) error) error
 	// Events calls fn for each event with seq > q.Since, in order, up to
 	// q.Limit; with q.Follow it then waits for new events until ctx ends.
 	Events(ctx context.Context, q EventQuery, fn func(events.Envelope) error) error

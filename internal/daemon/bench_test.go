@@ -175,10 +175,12 @@ func BenchmarkWatchLatency(b *testing.B) {
 	got := make(chan struct{}, 1)
 	wctx, wcancel := context.WithCancel(ctx)
 	go func() {
-		_ = w.Watch(wctx, 0, func(s events.Snapshot) error {
+		_ = w.Watch(wctx, 0, func(batch []events.Snapshot) error {
 			mu.Lock()
-			if t, ok := sent[s.Seq]; ok {
-				lat = append(lat, time.Since(t))
+			for _, s := range batch {
+				if t, ok := sent[s.Seq]; ok {
+					lat = append(lat, time.Since(t))
+				}
 			}
 			mu.Unlock()
 			select {

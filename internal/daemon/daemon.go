@@ -402,7 +402,7 @@ func (d *daemon) SnapshotAt(ctx context.Context, at api.At) (events.Snapshot, er
 	return d.w.SnapshotAt(ctx, at)
 }
 
-func (d *daemon) Watch(ctx context.Context, since uint64, fn func(events.Snapshot) error) error {
+func (d *daemon) Watch(ctx context.Context, since uint64, fn func([]events.Snapshot) error) error {
 	return d.w.Watch(ctx, since, fn)
 }
 
@@ -483,9 +483,11 @@ func (d *daemon) DeleteApp(ctx context.Context, src api.Source) error {
 
 func (d *daemon) waitFor(ctx context.Context, ok func(events.Snapshot) bool) error {
 	stop := errors.New("done")
-	err := d.w.Watch(ctx, 0, func(s events.Snapshot) error {
-		if ok(s) {
-			return stop
+	err := d.w.Watch(ctx, 0, func(batch []events.Snapshot) error {
+		for _, s := range batch {
+			if ok(s) {
+				return stop
+			}
 		}
 		return nil
 	})

@@ -17,49 +17,60 @@ type checkpointLog interface {
 	CheckpointAtOrBefore(seq uint64) (uint64, []byte, bool, error)
 }
 
-// subscribe registers a watcher that receives every update with seq > since.
-// The backlog comes from the ring when it covers since; otherwise it is folded
-// from the log first. Registration happens under the writer lock, so nothing
-// is missed or reordered between backlog and live updates.
-func (w *writer) subscribe(ctx context.Context, since uint64) (backlog []update, s *subscriber, err error) {
+// catchUp returns the updates with seq > since that the ring no longer
+// holds, folded from the log, and the cursor from which the ring takes
+// over. A since the ring covers costs nothing.
+func (w *writer) catchUp(ctx context.Context, since uint64) (backlog []update, cursor uint64, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		w.mu.Lock()
-		if w.closed {
-			w.mu.Unlock()
-			return nil, nil, errWriterStopped
-		}
+		w.mu.RLock()
+		closed := w.closed
+		_, covered := w.ringAfterLocked(since, 0, nil)
 		cur := w.snap.Seq
-		covered := since >= cur || (len(w.ring) > 0 && w.ring[0].env.Seq <= since+1)
-		if covered {
-			for _, u := range w.ring {
-				if u.env.Seq > since {
-					backlog = append(backlog, u)
-				}
-			}
-			s = &subscriber{ch: make(chan *update, watcherBuffer)}
-			w.subs[s] = struct{}{}
-			w.mu.Unlock()
-			return backlog, s, nil
+		w.mu.RUnlock()
+		switch {
+		case closed:
+			return nil, 0, errWriterStopped
+		case covered:
+			return backlog, since, nil
 		}
-		w.mu.Unlock()
 		// Fold the part the ring no longer holds, then try again from there.
 		old, err := w.foldRange(ctx, since, cur)
 		if err != nil {
-			return nil, nil, err
+			return nil, 0, err
 		}
 		backlog = append(backlog, old...)
 		since = cur
 	}
-	return nil, nil, errors.New("watch: the log grows faster than a resume can catch up; retry")
+	return nil, 0, errors.New("watch: the log grows faster than a resume can catch up; retry")
 }
 
-func (w *writer) unsubscribe(s *subscriber) {
-	w.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		delete(w.subs, s)
+// next calls fn with the updates after cursor, at most max, waiting for
+// the next publish when there are none, and returns the seq of the last.
+// It fails with api.ErrWatcherTooSlow when the ring has moved past cursor,
+// errWriterStopped after shutdown, and ctx's error when ctx ends first.
+// fn runs under the writer's read lock: it only copies.
+func (w *writer) next(ctx context.Context, cursor uint64, max int, fn func(*update)) (uint64, error) {
+	var last uint64
+	collect := func(u *update) { last = u.env.Seq; fn(u) }
+	for {
+		w.mu.RLock()
+		n, covered := w.ringAfterLocked(cursor, max, collect)
+		changed, closed := w.changed, w.closed
+		w.mu.RUnlock()
+		switch {
+		case n > 0:
+			return last, nil
+		case closed:
+			return 0, errWriterStopped
+		case !covered:
+			return 0, api.ErrWatcherTooSlow
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-changed:
+		}
 	}
-	w.mu.Unlock()
 }
 
 // foldRange returns the updates for seq in (since, to], folded from the log.
@@ -119,55 +130,59 @@ func (w *writer) projectorFromCheckpoint(seq uint64) (*events.Projector, error) 
 	return p, nil
 }
 
-// Watch implements api.Backend.
-func (w *writer) Watch(ctx context.Context, since uint64, fn func(events.Snapshot) error) error {
-	var first []events.Snapshot
-	backlog, s, err := w.subscribeForWatch(ctx, since, &first)
-	if err != nil {
-		return err
-	}
-	defer w.unsubscribe(s)
-	for _, sn := range first {
-		if err := fn(sn); err != nil {
+// Watch implements api.Backend. A waiting watcher holds its cursor and a
+// small batch buffer, no queue.
+func (w *writer) Watch(ctx context.Context, since uint64, fn func([]events.Snapshot) error) error {
+	var first []update
+	cursor := since
+	if since == 0 {
+		w.mu.RLock()
+		snap, closed := w.snap, w.closed
+		w.mu.RUnlock()
+		if closed {
+			return errWriterStopped
+		}
+		first, cursor = []update{{snap: snap}}, snap.Seq
+	} else {
+		var err error
+		if first, cursor, err = w.catchUp(ctx, since); err != nil {
 			return err
 		}
 	}
-	for _, u := range backlog {
-		if err := fn(u.snap); err != nil {
+	for len(first) > 0 {
+		n := min(len(first), maxWatchBatch)
+		batch := make([]events.Snapshot, n)
+		for i := range batch {
+			batch[i] = first[i].snap
+		}
+		if err := fn(batch); err != nil {
 			return err
 		}
+		first = first[n:]
 	}
+	// The batch buffer is reused: a change is a burst of updates for every
+	// watcher, and an allocation per watcher per update made the garbage
+	// collector (which scans every watcher's stack) a quarter of the work.
+	var batch []events.Snapshot
+	add := func(u *update) { batch = append(batch, u.snap) }
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case u, ok := <-s.ch:
-			if !ok {
-				return s.err
-			}
-			if err := fn(u.snap); err != nil {
-				return err
-			}
+		last, err := w.next(ctx, cursor, maxWatchBatch, add)
+		if err != nil {
+			return err
+		}
+		cursor = last
+		if err := fn(batch); err != nil {
+			return err
+		}
+		clear(batch) // the snapshots' maps stay reachable otherwise
+		if batch = batch[:0]; cap(batch) > keptWatchBatch {
+			batch = nil
 		}
 	}
 }
 
-// subscribeForWatch: since == 0 means "current snapshot first, then changes".
-func (w *writer) subscribeForWatch(ctx context.Context, since uint64, first *[]events.Snapshot) ([]update, *subscriber, error) {
-	if since > 0 {
-		return w.subscribe(ctx, since)
-	}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil, nil, errWriterStopped
-	}
-	*first = append(*first, w.snap)
-	s := &subscriber{ch: make(chan *update, watcherBuffer)}
-	w.subs[s] = struct{}{}
-	w.mu.Unlock()
-	return nil, s, nil
-}
+// keptWatchBatch bounds the batch buffer a watcher keeps between batches.
+const keptWatchBatch = 8
 
 // Events implements api.Backend.
 func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
@@ -200,11 +215,10 @@ func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.En
 	if !q.Follow || limitHit() {
 		return nil
 	}
-	backlog, s, err := w.subscribe(ctx, last)
+	backlog, cursor, err := w.catchUp(ctx, last)
 	if err != nil {
 		return err
 	}
-	defer w.unsubscribe(s)
 	emit := func(u update) error {
 		if u.env.Seq <= last {
 			return nil
@@ -221,15 +235,20 @@ func (w *writer) Events(ctx context.Context, q api.EventQuery, fn func(events.En
 			return nil
 		}
 	}
+	var ups []update
+	add := func(u *update) { ups = append(ups, *u) }
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case u, ok := <-s.ch:
-			if !ok {
-				return s.err
+		ups = ups[:0]
+		last, err := w.next(ctx, cursor, maxWatchBatch, add)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			if err := emit(*u); err != nil {
+			return err
+		}
+		cursor = last
+		for _, u := range ups {
+			if err := emit(u); err != nil {
 				return err
 			}
 			if limitHit() {

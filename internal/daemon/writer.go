@@ -37,9 +37,9 @@ const ringSize = 1024
 // which bounds the replay at start-up.
 const defaultCheckpointEvery = 4096
 
-// watcherBuffer bounds each watcher's queue; a watcher that falls further
-// behind is cut off (api.ErrWatcherTooSlow) instead of slowing the writer.
-const watcherBuffer = 512
+// maxWatchBatch bounds the snapshots handed to a watch's fn at once, and so
+// the bytes one stream write carries.
+const maxWatchBatch = 64
 
 // errWriterStopped is returned to requests that arrive after shutdown.
 var errWriterStopped = errors.New("daemon is shutting down")
@@ -49,8 +49,15 @@ var errWriterStopped = errors.New("daemon is shutting down")
 // validates, appends to the log, folds into the projector, and publishes each
 // resulting snapshot to watchers in seq order.
 //
-// Lock order: mu guards snap, ring and subs; it is held while publishing so
-// that a subscriber registered under it can never miss or reorder an update.
+// Fan-out is a broadcast, so that a commit costs the same with one watcher
+// or a thousand: publish appends to the ring and closes changed; each
+// watcher keeps its own cursor (the last seq it was given), reads what
+// follows it from the ring and waits on changed when there is nothing. A
+// watcher whose next seq has left the ring fell more than ringSize behind
+// and is cut off (api.ErrWatcherTooSlow): the ring is the bounded buffer
+// of design.md §6, shared by every watcher instead of one per watcher.
+//
+// Lock order: mu guards snap, ring, changed and closed.
 type writer struct {
 	log    eventLog
 	proj   *events.Projector
@@ -61,8 +68,9 @@ type writer struct {
 
 	mu              sync.RWMutex
 	snap            events.Snapshot
-	ring            []update // last ringSize updates, oldest first
-	subs            map[*subscriber]struct{}
+	ring            []update      // the last ringSize updates, a circular buffer
+	ringHead        int           // index of the oldest update once ring is full
+	changed         chan struct{} // closed and replaced by every publish
 	kicks           []chan struct{}
 	sinceCheckpoint int
 	closed          bool
@@ -100,17 +108,11 @@ type writeResult struct {
 	err  error
 }
 
-type subscriber struct {
-	ch     chan *update
-	err    error // set before ch is closed
-	closed bool
-}
-
 func newWriter(log eventLog, proj *events.Projector, clock func() time.Time, logger *zap.Logger) *writer {
 	return &writer{
 		log: log, proj: proj, clock: clock, logger: logger,
 		reqs: make(chan writeReq, 64), done: make(chan struct{}),
-		snap: proj.Snapshot(), subs: map[*subscriber]struct{}{},
+		snap: proj.Snapshot(), ring: make([]update, 0, ringSize), changed: make(chan struct{}),
 		checkpointEvery: defaultCheckpointEvery,
 		lastTime:        newestTime(log),
 	}
@@ -177,9 +179,7 @@ func (w *writer) run(ctx context.Context) {
 func (w *writer) shutdown() {
 	w.mu.Lock()
 	w.closed = true
-	for s := range w.subs {
-		w.closeSubLocked(s, errWriterStopped)
-	}
+	close(w.changed) // not replaced: every watcher sees closed and ends
 	w.mu.Unlock()
 	// Answer whatever is still queued so no caller hangs.
 	for {
@@ -307,19 +307,12 @@ func (w *writer) publish(ups []update) {
 	for i := range ups {
 		u := &ups[i]
 		w.snap = u.snap
-		if len(w.ring) == ringSize {
-			copy(w.ring, w.ring[1:])
-			w.ring = w.ring[:ringSize-1]
-		}
-		w.ring = append(w.ring, *u)
-		for s := range w.subs {
-			select {
-			case s.ch <- u:
-			default:
-				w.closeSubLocked(s, api.ErrWatcherTooSlow)
-			}
-		}
+		w.ringAppendLocked(*u)
 		w.sinceCheckpoint++
+	}
+	if len(ups) > 0 {
+		close(w.changed)
+		w.changed = make(chan struct{})
 	}
 	kicks := w.kicks
 	needCheckpoint := w.sinceCheckpoint >= w.checkpointEvery
@@ -399,14 +392,38 @@ func (w *writer) explainCompacted(err error) error {
 	return err
 }
 
-func (w *writer) closeSubLocked(s *subscriber, err error) {
-	if s.closed {
+func (w *writer) ringAppendLocked(u update) {
+	if len(w.ring) < ringSize {
+		w.ring = append(w.ring, u)
 		return
 	}
-	s.closed = true
-	s.err = err
-	close(s.ch)
-	delete(w.subs, s)
+	w.ring[w.ringHead] = u
+	w.ringHead = (w.ringHead + 1) % ringSize
+}
+
+// ringAfterLocked calls fn with the updates with seq > cursor, oldest
+// first, at most max of them, and returns how many. covered is false when
+// the ring no longer holds the update right after cursor (nor does the
+// snapshot equal cursor): the reader fell too far behind, or resumes from
+// before the ring. fn must copy what it keeps: the ring is reused.
+func (w *writer) ringAfterLocked(cursor uint64, max int, fn func(*update)) (n int, covered bool) {
+	if cursor >= w.snap.Seq {
+		return 0, true
+	}
+	if len(w.ring) == 0 {
+		return 0, false
+	}
+	oldest := w.ring[w.ringHead].env.Seq
+	if cursor+1 < oldest {
+		return 0, false
+	}
+	// The ring holds consecutive seqs: commit numbers them so and publish
+	// appends every one.
+	for i := int(cursor + 1 - oldest); i < len(w.ring) && n < max; i++ {
+		fn(&w.ring[(w.ringHead+i)%len(w.ring)])
+		n++
+	}
+	return n, true
 }
 
 // Append durably appends payloads and returns once they are folded into the

@@ -232,8 +232,9 @@ func (b *Backend) SnapshotAt(_ context.Context, at api.At) (events.Snapshot, err
 }
 
 // Watch implements api.Backend. The first snapshots are taken and the
-// watcher registered under one lock, so no change falls in between.
-func (b *Backend) Watch(ctx context.Context, since uint64, fn func(events.Snapshot) error) (err error) {
+// watcher registered under one lock, so no change falls in between. A batch
+// is what the watcher's buffer holds when fn is called.
+func (b *Backend) Watch(ctx context.Context, since uint64, fn func([]events.Snapshot) error) (err error) {
 	if b.WatchEnded != nil {
 		defer func() { b.WatchEnded <- err }()
 	}
@@ -253,8 +254,8 @@ func (b *Backend) Watch(ctx context.Context, since uint64, fn func(events.Snapsh
 	b.mu.Unlock()
 	defer b.unsubscribe(w)
 
-	for _, s := range first {
-		if err := fn(s); err != nil {
+	if len(first) > 0 {
+		if err := fn(first); err != nil {
 			return err
 		}
 	}
@@ -266,7 +267,19 @@ func (b *Backend) Watch(ctx context.Context, since uint64, fn func(events.Snapsh
 			if !ok {
 				return api.ErrWatcherTooSlow
 			}
-			if err := fn(s); err != nil {
+			batch := []events.Snapshot{s}
+			for more := true; more; {
+				select {
+				case s, ok := <-w.ch:
+					if ok {
+						batch = append(batch, s)
+					}
+					more = ok
+				default:
+					more = false
+				}
+			}
+			if err := fn(batch); err != nil {
 				return err
 			}
 		}
