@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/rdd-project/rdd/internal/proc"
 )
 
 // Bounds of what dumpEvidence logs, so a failed run's output stays readable.
@@ -31,8 +28,8 @@ func (in *instance) dumpEvidence() {
 	var b strings.Builder
 	fmt.Fprintf(&b, "evidence at %s (uptime %s):\n", time.Now().Format(time.RFC3339Nano), uptime())
 	b.WriteString("processes of the instance (pid ppid pgid state start-ticks age cmdline):\n")
-	for _, p := range in.processDetails() {
-		b.WriteString("  " + p + "\n")
+	for _, p := range scanProcs(in.home) {
+		b.WriteString("  " + p.String() + "\n")
 	}
 	for _, f := range []string{
 		in.path(".rd2", "run", "engine.json"),
@@ -65,44 +62,6 @@ func (in *instance) dumpEvidence() {
 		fmt.Fprintf(&b, "%s (tail):\n%s\n", l.name, tailLines(string(c), l.n))
 	}
 	in.t.Log(b.String())
-}
-
-// processDetails describes each live process whose command line names the
-// instance's HOME.
-func (in *instance) processDetails() []string {
-	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(in.home)) {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		st, err := proc.ParseStat(string(stat))
-		if err != nil {
-			continue
-		}
-		ppid := "?"
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
-			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
-				ppid = f[1]
-			}
-		}
-		age := "?"
-		if up := uptime(); up > 0 {
-			age = (up - time.Duration(st.StartTicks)*10*time.Millisecond).Round(10 * time.Millisecond).String()
-		}
-		args := strings.Join(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), " ")
-		out = append(out, fmt.Sprintf("%d %s %d %c %d %s %s", pid, ppid, st.PGID, st.State, st.StartTicks, age, args))
-	}
-	return out
 }
 
 // uptime is the system uptime (0 when unknown); start ticks count from boot
