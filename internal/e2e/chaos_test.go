@@ -85,6 +85,13 @@ func TestChaos(t *testing.T) {
 	}
 
 	in := newInstance(t)
+	// Runs before teardown (cleanups run last first): the instance is still
+	// as the failed check found it.
+	t.Cleanup(func() {
+		if t.Failed() {
+			in.dumpEvidence()
+		}
+	})
 	// The race runtime sleeps a second at every exit to flush reports;
 	// a round runs a dozen short CLI commands.
 	in.env = append(in.env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
