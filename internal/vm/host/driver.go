@@ -323,12 +323,21 @@ func (d *Driver) spawnMachine(ctx context.Context, cfg vm.Config, ctrdBin, docke
 	if err != nil {
 		return fail(err)
 	}
-	cmd, rec, err = spawn(dockerdBin, d.l.dockerdArgs(netArgs, d.opts.ExtraArgs), d.l.dockerLog, st.PGID)
+	// dockerd joins containerd's process group, but a crash right after its
+	// spawn, with containerd then gone too, left it findable by nothing.
+	dockerdArgs := d.l.dockerdArgs(netArgs, d.opts.ExtraArgs)
+	if err := d.recordIntent(&st, append([]string{dockerdBin}, dockerdArgs...)); err != nil {
+		return fail(err)
+	}
+	cmd, rec, err = spawn(dockerdBin, dockerdArgs, d.l.dockerLog, st.PGID)
 	if err != nil {
 		return fail(fmt.Errorf("host: %w", err))
 	}
 	cmds[rec.PID] = cmd
-	st.Socket, st.Procs = d.l.dockerSock, append(st.Procs, rec)
+	if err := d.testHold(ctx, "dockerd-spawned"); err != nil {
+		return fail(err)
+	}
+	st.Socket, st.Procs, st.Spawning = d.l.dockerSock, append(st.Procs, rec), nil
 	if err := writeState(d.l.stateFile, st); err != nil {
 		return fail(fmt.Errorf("host: %w", err))
 	}

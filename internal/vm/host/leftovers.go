@@ -39,7 +39,8 @@ const halfStartGrace = 2 * time.Second
 const acceptGrace = 3 * time.Second
 
 // testHoldEnv names the point after which Start blocks until its ctx ends:
-// "containerd" (containerd recorded and answering, dockerd not spawned) or
+// "containerd" (containerd recorded and answering, dockerd not spawned),
+// "dockerd-spawned" (dockerd spawned, only its intent recorded) or
 // "dockerd" (dockerd recorded, not yet answering). It exists so the crash
 // tests can kill rdd at a known point of Start; unset, Start never blocks.
 const testHoldEnv = "RDD_HOST_TEST_HOLD"

@@ -242,6 +242,9 @@ func crashDuringStart(t *testing.T, p paths.Paths, point string, procs int) stat
 	eventually(t, engineDeadline, "the stand-in daemon reaches "+point, func() bool {
 		var ok bool
 		st, ok, _ = readState(d.l.stateFile)
+		if point == "dockerd-spawned" { // only dockerd's intent is recorded
+			return ok && st.Spawning != nil && len(st.Procs) == procs && len(st.strays()) == 1
+		}
 		if !ok || st.Spawning != nil || len(st.Procs) != procs || len(st.live()) != procs {
 			return false
 		}
@@ -292,6 +295,36 @@ func startFrom(t *testing.T, p paths.Paths, what string) (*Driver, vm.Info) {
 		t.Fatalf("after Start from %s: %d processes mention %s, want containerd and dockerd", what, n, p.Home)
 	}
 	return d, info
+}
+
+// rdd killed right after spawning dockerd, before recording it, and then
+// containerd gone too while no rdd ran: the next driver finds dockerd by
+// its spawn intent and stops it, instead of starting a second one beside it.
+func TestUnrecordedDockerdIsStopped(t *testing.T) {
+	requireBinary(t, "dockerd", "docker.io")
+	requireBinary(t, "containerd", "containerd")
+	t.Parallel()
+	p := testPaths(t)
+	st := crashDuringStart(t, p, "dockerd-spawned", 1)
+	strays := st.strays()
+	if len(strays) != 1 || strays[0].Name != "dockerd" {
+		t.Fatalf("unrecorded processes after the crash = %+v, want the one dockerd", strays)
+	}
+	dockerd, ctrd := strays[0], st.Procs[0]
+	t.Cleanup(func() { dockerd.signal(syscall.SIGKILL) })
+	ctrd.signal(syscall.SIGKILL)
+	eventually(t, 10*time.Second, "containerd is gone", func() bool { return !ctrd.alive() })
+
+	d := New(p, nil, Options{})
+	defer d.Close()
+	info, err := d.Inspect(startCtx(t))
+	if err != nil || info.Phase != vm.PhaseStopped {
+		t.Fatalf("Inspect = %+v, %v; want stopped", info, err)
+	}
+	eventually(t, 10*time.Second, "the unrecorded dockerd is gone", func() bool { return !dockerd.alive() })
+	if n := mountsUnder(t, p.Home); n != 0 {
+		t.Errorf("%d mounts left under %s", n, p.Home)
+	}
 }
 
 // TestStartFromLeftovers interrupts real starts (containerd and dockerd) at
