@@ -318,6 +318,48 @@ func TestSubcommandAloneIsTheWholeTreesCommand(t *testing.T) {
 	}
 }
 
+// Commands that wait, stream, hold locks or serve turn an interrupt into a
+// cancelled context (exit 130, "Interrupted", the daemon's clean stop);
+// only the ones that read and print leave it to the default action.
+func TestWhichCommandsCatchInterrupts(t *testing.T) {
+	for args, ends := range map[string]bool{
+		"status":               true,
+		"status -o json":       true,
+		"status --watch":       false,
+		"status -w":            false,
+		"events --since 5m":    true,
+		"events -f":            false,
+		"why Settled":          true,
+		"version":              true,
+		"svc paths":            true,
+		"svc status":           true,
+		"svc logs -f":          false,
+		"svc start":            false,
+		"svc stop":             false,
+		"svc delete":           false,
+		"set running=true":     false,
+		"start":                false,
+		"stop":                 false,
+		"run docker ps":        false,
+		"daemon":               false,
+		"replay":               false,
+		"status --watch=false": true,
+	} {
+		root := newRootCommand(newHarness(t).e)
+		fields := strings.Fields(args)
+		cmd, rest, err := root.Find(fields)
+		if err != nil {
+			t.Fatalf("find %q: %v", args, err)
+		}
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Fatalf("flags of %q: %v", args, err)
+		}
+		if got := endsByItself(cmd); got != ends {
+			t.Errorf("endsByItself(rdd %s) = %v, want %v", args, got, ends)
+		}
+	}
+}
+
 func TestMistypedCommandSuggests(t *testing.T) {
 	for args, want := range map[string]string{
 		"statsu":      "Error: unknown command \"statsu\" for \"rdd\"\n\nDid you mean this?\n\tstatus\n\nRun 'rdd --help' for usage.\n",

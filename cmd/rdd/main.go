@@ -51,7 +51,12 @@ func run() int {
 	}
 	e.paths, e.pathsErr = e.resolve(instance)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.catchInterrupts = func() {
+		sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		// After the first signal a second one kills, as by default.
+		context.AfterFunc(sctx, func() { stop(); cancel() })
+	}
 	return execute(ctx, e, args, nil)
 }
