@@ -164,16 +164,16 @@ func (st *stream) writeInTurn(lines ...[]byte) error {
 	c := st.conn
 	c.frame(lines...)
 	defer c.unframe()
-	if !st.s.turns.take(st.ctx) {
-		return st.ctx.Err()
+	if err := st.takeTurn(); err != nil {
+		return err
 	}
 	st.setWriteDeadline(time.Now().Add(turnTimeout))
 	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
-		st.s.turns.give()
+		st.giveTurn()
 		return err
 	}
 	_, err := c.bufs.WriteTo(c.w) // what is written leaves bufs
-	st.s.turns.give()
+	st.giveTurn()
 	if errors.Is(err, os.ErrDeadlineExceeded) && st.ctx.Err() == nil {
 		st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
 		if err := st.ctx.Err(); err != nil {
@@ -185,6 +185,26 @@ func (st *stream) writeInTurn(lines ...[]byte) error {
 		st.werr = err
 	}
 	return err
+}
+
+// takeTurn waits for a write turn unless st holds one already.
+func (st *stream) takeTurn() error {
+	if st.hasTurn {
+		return nil
+	}
+	if !st.s.turns.take(st.ctx) {
+		return st.ctx.Err()
+	}
+	st.hasTurn = true
+	return nil
+}
+
+// giveTurn gives back the write turn st holds, if any.
+func (st *stream) giveTurn() {
+	if st.hasTurn {
+		st.hasTurn = false
+		st.s.turns.give()
+	}
 }
 
 // turns is a FIFO semaphore: a channel's waiting receivers are served in

@@ -51,7 +51,7 @@ func (s *Server) runWatch(st *stream, since uint64, release func()) {
 	// commits several events within milliseconds (the controllers answer
 	// it), and a write per line made each one a syscall and a wake-up of
 	// the reader.
-	err := s.b.Watch(st.ctx, since, func(batch []events.Snapshot) error {
+	send := func(batch []events.Snapshot) error {
 		lines := st.lines[:0]
 		for i := range batch {
 			b, err := s.shared.line(&batch[i])
@@ -63,7 +63,16 @@ func (s *Server) runWatch(st *stream, since uint64, release func()) {
 		err := st.writeLines(lines...)
 		clear(st.lines[:])
 		return err
-	})
+	}
+	var err error
+	if rw, ok := s.b.(ReadyWatcher); ok && st.conn != nil {
+		// The turn is taken before the batch is collected (see
+		// ReadyWatcher); writeInTurn gives it back.
+		err = rw.WatchReady(st.ctx, since, st.takeTurn, send)
+		st.giveTurn()
+	} else {
+		err = s.b.Watch(st.ctx, since, send)
+	}
 	if errors.Is(err, ErrWatcherTooSlow) {
 		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
 	}
@@ -156,6 +165,7 @@ type stream struct {
 	flushEach bool
 	started   bool
 	werr      error // the first write error: the reader is gone or stalled
+	hasTurn   bool  // a write turn taken ahead of the write (takeTurn)
 
 	lines [8][]byte // a batch's lines, reused
 

@@ -162,6 +162,18 @@ type Backend interface {
 	DeleteApp(ctx context.Context, src Source) error
 }
 
+// ReadyWatcher is a Backend whose Watch can wait for updates before it
+// collects them. WatchReady calls ready once updates follow the last batch
+// and only then collects what is there for fn. The server takes its write
+// turn in ready, so a watcher that waited for its turn sends everything
+// that arrived meanwhile in one write: a change commits several events
+// within milliseconds, and with a thousand watchers a write each for them
+// was most of the fan-out's work. Batches passed before the first ready
+// (a resume's backlog, the current snapshot) come without it.
+type ReadyWatcher interface {
+	WatchReady(ctx context.Context, since uint64, ready func() error, fn func(batch []events.Snapshot) error) error
+}
+
 // RejectedError is returned by Backend.SetSpec when validation refuses the
 // request; the server answers 422 and the CLI exits 3.
 type RejectedError struct{ Message string }

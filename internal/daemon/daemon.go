@@ -406,6 +406,10 @@ func (d *daemon) Watch(ctx context.Context, since uint64, fn func([]events.Snaps
 	return d.w.Watch(ctx, since, fn)
 }
 
+func (d *daemon) WatchReady(ctx context.Context, since uint64, ready func() error, fn func([]events.Snapshot) error) error {
+	return d.w.WatchReady(ctx, since, ready, fn)
+}
+
 func (d *daemon) Events(ctx context.Context, q api.EventQuery, fn func(events.Envelope) error) error {
 	return d.w.Events(ctx, q, fn)
 }

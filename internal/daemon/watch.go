@@ -73,6 +73,25 @@ func (w *writer) next(ctx context.Context, cursor uint64, max int, fn func(*upda
 	}
 }
 
+// await returns once an update follows cursor or the writer stopped (next
+// then reports it), or with ctx's error.
+func (w *writer) await(ctx context.Context, cursor uint64) error {
+	for {
+		w.mu.RLock()
+		ready := w.snap.Seq > cursor || w.closed
+		changed := w.changed
+		w.mu.RUnlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
 // foldRange returns the updates for seq in (since, to], folded from the log.
 func (w *writer) foldRange(ctx context.Context, since, to uint64) ([]update, error) {
 	p, err := w.projectorAt(since)
@@ -133,6 +152,12 @@ func (w *writer) projectorFromCheckpoint(seq uint64) (*events.Projector, error) 
 // Watch implements api.Backend. A waiting watcher holds its cursor and a
 // small batch buffer, no queue.
 func (w *writer) Watch(ctx context.Context, since uint64, fn func([]events.Snapshot) error) error {
+	return w.WatchReady(ctx, since, nil, fn)
+}
+
+// WatchReady implements api.ReadyWatcher: Watch, calling ready (when
+// non-nil) between the wait for updates and their collection.
+func (w *writer) WatchReady(ctx context.Context, since uint64, ready func() error, fn func([]events.Snapshot) error) error {
 	var first []update
 	cursor := since
 	if since == 0 {
@@ -166,6 +191,14 @@ func (w *writer) Watch(ctx context.Context, since uint64, fn func([]events.Snaps
 	var batch []events.Snapshot
 	add := func(u *update) { batch = append(batch, u.snap) }
 	for {
+		if ready != nil {
+			if err := w.await(ctx, cursor); err != nil {
+				return err
+			}
+			if err := ready(); err != nil {
+				return err
+			}
+		}
 		last, err := w.next(ctx, cursor, maxWatchBatch, add)
 		if err != nil {
 			return err

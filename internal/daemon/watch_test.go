@@ -149,3 +149,35 @@ func seqs(b []events.Snapshot) []uint64 {
 	}
 	return out
 }
+
+// WatchReady collects a batch only after ready returns: what committed
+// while the watcher waited for its write turn goes out in that one batch.
+func TestWatchReadyCollectsAfterReady(t *testing.T) {
+	w := startWriter(t, store.NewMem())
+	appendN(t, w, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	readyCalled, letGo := make(chan struct{}), make(chan struct{})
+	batches := make(chan []events.Snapshot, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- w.WatchReady(ctx, 0, func() error {
+			readyCalled <- struct{}{}
+			<-letGo
+			return nil
+		}, func(b []events.Snapshot) error {
+			batches <- append([]events.Snapshot(nil), b...)
+			return nil
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	if first := recv(t, batches); len(first) != 1 || first[0].Seq != 1 {
+		t.Fatalf("first batch %v, want the current snapshot without ready", seqs(first))
+	}
+	appendN(t, w, 1)
+	recv(t, readyCalled) // an update follows: the watcher asks for its turn
+	appendN(t, w, 3)     // more commit while it waits
+	letGo <- struct{}{}
+	if b := recv(t, batches); len(b) != 4 || b[0].Seq != 2 || b[3].Seq != 5 {
+		t.Fatalf("batch after ready %v, want seqs 2-5 in one", seqs(b))
+	}
+}
