@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -344,25 +342,14 @@ func lookup(m map[string]any, prop string) any {
 	return v
 }
 
-// processes lists the processes whose command line names the instance's
-// HOME, as "pid argv0".
+// processes lists the live processes whose command line names the
+// instance's HOME, as "pid argv0".
 func (in *instance) processes() []string {
 	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
+	for _, p := range scanProcs(in.home) {
+		if p.State != 'Z' { // a zombie holds nothing
+			out = append(out, fmt.Sprintf("%d %s", p.PID, p.name()))
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(in.home)) {
-			continue
-		}
-		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(st), ") Z ") {
-			continue // a zombie holds nothing
-		}
-		argv0, _, _ := bytes.Cut(cmdline, []byte{0})
-		out = append(out, fmt.Sprintf("%d %s", pid, filepath.Base(string(argv0))))
 	}
 	return out
 }

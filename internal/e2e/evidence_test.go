@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rdd-project/rdd/internal/proc"
 )
 
 // Bounds of what dumpEvidence logs, so a failed run's output stays readable.
@@ -26,7 +27,7 @@ const (
 func (in *instance) dumpEvidence() {
 	in.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "evidence at %s (uptime %s):\n", time.Now().Format(time.RFC3339Nano), uptime())
+	fmt.Fprintf(&b, "evidence at %s (uptime %s):\n", time.Now().Format(time.RFC3339Nano), proc.Uptime())
 	b.WriteString("processes of the instance (pid ppid pgid state start-ticks age cmdline):\n")
 	for _, p := range scanProcs(in.home) {
 		b.WriteString("  " + p.String() + "\n")
@@ -62,24 +63,6 @@ func (in *instance) dumpEvidence() {
 		fmt.Fprintf(&b, "%s (tail):\n%s\n", l.name, tailLines(string(c), l.n))
 	}
 	in.t.Log(b.String())
-}
-
-// uptime is the system uptime (0 when unknown); start ticks count from boot
-// in USER_HZ (100 on Linux).
-func uptime() time.Duration {
-	b, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	s, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return 0
-	}
-	return time.Duration(s * float64(time.Second))
 }
 
 // tailLines returns the last n lines of s, saying how many it left out.

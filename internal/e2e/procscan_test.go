@@ -29,8 +29,8 @@ func (p procInfo) name() string {
 
 func (p procInfo) String() string {
 	age := "?"
-	if up := uptime(); up > 0 {
-		age = (up - time.Duration(p.StartTicks)*10*time.Millisecond).Round(10 * time.Millisecond).String()
+	if a := proc.Age(p.StartTicks); a > 0 {
+		age = a.Round(10 * time.Millisecond).String()
 	}
 	args := strings.ReplaceAll(strings.TrimRight(string(p.Cmdline), "\x00"), "\x00", " ")
 	return fmt.Sprintf("%d %d %d %c %d %s %s", p.PID, p.PPID, p.PGID, p.State, p.StartTicks, age, args)
@@ -58,13 +58,7 @@ func scanProcs(home string) []procInfo {
 		if err != nil {
 			continue
 		}
-		p := procInfo{PID: pid, PGID: st.PGID, State: st.State, StartTicks: st.StartTicks, Cmdline: cmdline}
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
-			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
-				p.PPID, _ = strconv.Atoi(f[1]) // field 4
-			}
-		}
-		out = append(out, p)
+		out = append(out, procInfo{PID: pid, PPID: st.PPID, PGID: st.PGID, State: st.State, StartTicks: st.StartTicks, Cmdline: cmdline})
 	}
 	return out
 }

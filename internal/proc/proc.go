@@ -11,11 +11,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Stat is what rdd reads from /proc/<pid>/stat.
 type Stat struct {
 	State      byte   // field 3: R, S, D, Z, ...
+	PPID       int    // field 4
 	PGID       int    // field 5
 	StartTicks uint64 // field 22: start time in clock ticks since boot
 }
@@ -42,6 +44,10 @@ func ParseStat(s string) (Stat, error) {
 	if len(f) < 20 {
 		return Stat{}, fmt.Errorf("malformed /proc stat: %d fields after comm", len(f))
 	}
+	ppid, err := strconv.Atoi(f[4-3])
+	if err != nil {
+		return Stat{}, fmt.Errorf("malformed /proc stat ppid %q: %w", f[4-3], err)
+	}
 	pgid, err := strconv.Atoi(f[5-3])
 	if err != nil {
 		return Stat{}, fmt.Errorf("malformed /proc stat pgrp %q: %w", f[5-3], err)
@@ -50,7 +56,34 @@ func ParseStat(s string) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("malformed /proc stat starttime %q: %w", f[22-3], err)
 	}
-	return Stat{State: f[0][0], PGID: pgid, StartTicks: start}, nil
+	return Stat{State: f[0][0], PPID: ppid, PGID: pgid, StartTicks: start}, nil
+}
+
+// Uptime is the time since boot from /proc/uptime, 0 when unknown.
+func Uptime() time.Duration {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	s, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// Age is how long ago a process with these start ticks started (USER_HZ is
+// 100 on Linux), 0 when unknown.
+func Age(startTicks uint64) time.Duration {
+	up := Uptime()
+	if up == 0 {
+		return 0
+	}
+	return max(up-time.Duration(startTicks)*(time.Second/100), 0)
 }
 
 // Dead reports whether a process in this state has exited (a zombie is dead:

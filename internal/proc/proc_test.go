@@ -3,6 +3,7 @@ package proc
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -12,7 +13,7 @@ func TestParseStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != 'S' || st.PGID != 4240 || st.StartTicks != 987654 {
+	if st.State != 'S' || st.PPID != 1 || st.PGID != 4240 || st.StartTicks != 987654 {
 		t.Fatalf("ParseStat = %+v", st)
 	}
 	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 notanumber 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"} {
@@ -27,8 +28,16 @@ func TestReadStatOfThisProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Dead() || st.StartTicks == 0 {
-		t.Fatalf("this process reads as %+v", st)
+	if st.Dead() || st.StartTicks == 0 || st.PPID != os.Getppid() {
+		t.Fatalf("this process reads as %+v (parent %d)", st, os.Getppid())
+	}
+	if age := Age(st.StartTicks); age < 0 || age > time.Minute {
+		t.Fatalf("Age of this process, just started = %v", age)
+	}
+	if init, err := ReadStat(1); err == nil {
+		if age, up := Age(init.StartTicks), Uptime(); age <= 0 || age > up {
+			t.Fatalf("Age of pid 1 = %v, uptime %v", age, up)
+		}
 	}
 	if _, err := ReadStat(1 << 30); !os.IsNotExist(err) {
 		t.Fatalf("a pid that cannot exist: %v, want not-exist", err)

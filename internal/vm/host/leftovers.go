@@ -208,24 +208,8 @@ func (d *Driver) unmountLeftovers() {
 	}
 }
 
-// processAge is how long ago p started, from its start ticks and the
-// system uptime (both since boot; USER_HZ is 100 on Linux).
-func processAge(p procRecord) time.Duration {
-	b, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	up, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return 0
-	}
-	age := time.Duration(up*float64(time.Second)) - time.Duration(p.StartTicks)*(time.Second/100)
-	return max(age, 0)
-}
+// processAge is how long ago p started.
+func processAge(p procRecord) time.Duration { return proc.Age(p.StartTicks) }
 
 // probeEngine checks that the engine process of a whole machine answers on
 // st.Socket in its own protocol. A process that does not accept connections
