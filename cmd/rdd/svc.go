@@ -329,7 +329,8 @@ const releaseTimeout = time.Minute
 
 // releaseMachine deletes the machine (engine, k3s, VM) that a daemon which
 // did not stop gracefully may have left running, with the VM driver that
-// daemon recorded, so that no process or mount outlives the instance.
+// daemon recorded, so that no process or mount outlives the instance; then
+// the docker and kube contexts the App deletion would have removed.
 func (e *env) releaseMachine(ctx context.Context) error {
 	p := e.paths
 	if _, err := os.Stat(p.EventLog); errors.Is(err, fs.ErrNotExist) {
@@ -353,6 +354,10 @@ func (e *env) releaseMachine(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%w; no file of the instance was deleted: run rdd svc delete again", err)
+	}
+	if err := daemon.RemoveContexts(ctx, p, e.getenv); err != nil {
+		// Stale contexts are the user's to clean; the instance still goes.
+		fmt.Fprintf(e.stderr, "Warning: the docker or kube context of instance %s was not removed: %v; remove it with docker context rm %s and kubectl config delete-context %s\n", p.Instance, err, p.Name, p.Name)
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func newKubeController(w *writer, p paths.Paths, getenv func(string) string, drv
 		k3s: fsm.NewK3s(w.appendOne), kcfg: fsm.NewKubeconfig(w.appendOne),
 		w: w, paths: p, logger: logger, errs: kube.NewErrorLogger(logger), now: time.Now,
 		versions: versions, binaries: map[string]string{},
-		pub: kube.Publication{Name: p.Name, Source: p.K3sConfig, Standalone: p.KubeConfig, Target: kube.TargetFromEnv(getenv, p.Home)},
+		pub: publication(p, getenv),
 	}
 	if r, ok := drv.(vm.KubernetesRunner); ok {
 		c.runner = r

@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/rdd-project/rdd/internal/engine"
+	"github.com/rdd-project/rdd/internal/kube"
 	"github.com/rdd-project/rdd/internal/paths"
 )
 
@@ -34,4 +36,26 @@ func DeleteMachine(ctx context.Context, p paths.Paths, driver string, getenv fun
 		return fmt.Errorf("delete the machine of instance %s (vm driver %s): %w", p.Instance, drv.Name(), err)
 	}
 	return nil
+}
+
+// RemoveContexts removes the instance's Docker context and its kubeconfig
+// entries (and standalone kubeconfig), as the App deletion does. It is for
+// `rdd svc delete` once no daemon runs: a killed daemon deleted no App, and
+// contexts left behind would point docker and kubectl at a socket and an
+// API server that no longer exist. Removing what is absent is a no-op.
+func RemoveContexts(ctx context.Context, p paths.Paths, getenv func(string) string) error {
+	return errors.Join(
+		engine.RemoveContext(ctx, engine.DockerConfigDir(getenv, p.Home), p.Name),
+		removeKubeconfigEntries(ctx, publication(p, getenv)),
+	)
+}
+
+func removeKubeconfigEntries(ctx context.Context, pub kube.Publication) error {
+	_, err := kube.Remove(ctx, pub)
+	return err
+}
+
+// publication is where the instance's kube context is published.
+func publication(p paths.Paths, getenv func(string) string) kube.Publication {
+	return kube.Publication{Name: p.Name, Source: p.K3sConfig, Standalone: p.KubeConfig, Target: kube.TargetFromEnv(getenv, p.Home)}
 }

@@ -14,13 +14,17 @@ import (
 // SIGSTOP, so it neither answers nor exits) with a running engine does not
 // make `rdd svc delete` wait forever. After --timeout the daemon is killed,
 // the command says so, and the engine it left running is stopped: no
-// process, mount or directory of the instance is left.
+// process, mount, directory or docker context of the instance is left.
 func TestSvcDeleteKillsAHungDaemon(t *testing.T) {
 	in := newInstance(t)
 	in.must("start", "--timeout=3m")
 	pid := in.daemonPID()
 	if pid <= 0 {
 		t.Fatal("no daemon pid after rdd start")
+	}
+	contexts := in.path(".docker", "contexts", "meta")
+	if ents, err := os.ReadDir(contexts); err != nil || len(ents) != 1 {
+		t.Fatalf("the instance's docker context after rdd start: %d entries in %s, %v", len(ents), contexts, err)
 	}
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatalf("stop the daemon (pid %d) with SIGSTOP: %v", pid, err)
@@ -46,6 +50,10 @@ func TestSvcDeleteKillsAHungDaemon(t *testing.T) {
 	}
 	if left := mountsUnder(t, in.home); len(left) > 0 {
 		t.Errorf("mounts of the instance left after svc delete killed its daemon: %v", left)
+	}
+	// The App deletion that would remove the docker context never ran.
+	if ents, err := os.ReadDir(contexts); err == nil && len(ents) > 0 {
+		t.Errorf("the instance's docker context survived svc delete: %d entries in %s", len(ents), contexts)
 	}
 	for _, d := range []string{in.path(".rd2"), in.path(".local", "share", "rancher-desktop-2")} {
 		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
