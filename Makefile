@@ -31,6 +31,7 @@ build-lima:
 	GOOS=linux CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LIMA_LDFLAGS)' -o bin/lima-guestagent.Linux-$(LIMA_ARCH) github.com/lima-vm/lima/cmd/lima-guestagent
 	gzip -6 -c bin/rdd-lima > $(BUNDLE)/rdd-lima.gz
 	gzip -6 -c bin/lima-guestagent.Linux-$(LIMA_ARCH) > $(BUNDLE)/lima-guestagent.gz
+	cat $(BUNDLE)/rdd-lima.gz $(BUNDLE)/lima-guestagent.gz | sha256sum | cut -c1-16 > $(BUNDLE)/digest
 
 # test installs what the tests need when it is missing (Debian packages when
 # root, the kube-apiserver test binary and the stand-in k3s into .cache/), then

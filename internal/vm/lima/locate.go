@@ -3,13 +3,12 @@ package lima
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rdd-project/rdd/internal/vm/lima/bundle"
 )
@@ -29,7 +28,7 @@ func Locate(getenv func(string) string, cacheDir, arch string) (string, error) {
 		return p, nil
 	}
 	if len(bundle.Helper) > 0 {
-		return extract(cacheDir, arch, bundle.Helper, bundle.GuestAgent)
+		return extract(cacheDir, arch, strings.TrimSpace(bundle.Digest), bundle.Helper, bundle.GuestAgent)
 	}
 	exe, err := os.Executable()
 	if err == nil {
@@ -41,9 +40,8 @@ func Locate(getenv func(string) string, cacheDir, arch string) (string, error) {
 	return "", errors.New("this rdd carries no lima driver (built without `make build`) and no rdd-lima is next to it: build with `make build`, or set RDD_LIMA_HELPER")
 }
 
-func extract(cacheDir, arch string, helperGz, agentGz []byte) (string, error) {
-	sum := sha256.Sum256(append(helperGz[:len(helperGz):len(helperGz)], agentGz...))
-	dir := filepath.Join(cacheDir, "lima", hex.EncodeToString(sum[:8]))
+func extract(cacheDir, arch, digest string, helperGz, agentGz []byte) (string, error) {
+	dir := filepath.Join(cacheDir, "lima", digest)
 	helper := filepath.Join(dir, "rdd-lima")
 	if _, err := os.Stat(helper); err == nil {
 		return helper, nil
