@@ -42,15 +42,7 @@ const lockRetry = 50 * time.Millisecond
 // fast whatever the log's size.
 func Open(path string, opts Options) (*Log, error) {
 	start := time.Now()
-	lg := opts.Logger
-	if lg == nil {
-		lg = zap.NewNop()
-	}
-	lg = lg.With(zap.String("subsystem", "store"), zap.String("path", path))
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+	lg := opts.logger(path)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
 	}
@@ -60,44 +52,16 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 
 	created := false
-	var file *os.File // the file bbolt opened, to release it if bbolt panics
-	var db *bolt.DB
-	err := guard(path, "opening", func() error {
-		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{
-			Timeout: timeout,
-			NoSync:  opts.NoSync,
-			// The file is locked and its header checked before bbolt maps it:
-			// bbolt trusts the header, and a truncated file would otherwise
-			// fault (SIGBUS) when a page beyond the end is touched.
-			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-				f, err := os.OpenFile(name, flag, perm)
-				if err != nil {
-					return nil, err
-				}
-				if err := lockFile(f, timeout); err != nil {
-					_ = f.Close()
-					return nil, lockedError(path, err)
-				}
-				size, err := preflight(f, false)
-				if err != nil {
-					_ = f.Close()
-					return nil, corruptError(path, err.Error(), nil)
-				}
-				created = size == 0
-				file = f
-				return f, nil
-			},
-		})
+	// The file is locked and its header checked before bbolt maps it:
+	// bbolt trusts the header, and a truncated file would otherwise fault
+	// (SIGBUS) when a page beyond the end is touched.
+	db, err := openBolt(path, &bolt.Options{NoSync: opts.NoSync}, opts.timeout(), syscall.LOCK_EX, func(f *os.File) error {
+		size, err := preflight(f, false)
+		created = size == 0
 		return err
 	})
-	if err != nil && db == nil && file != nil {
-		// bbolt panicked half-way through opening: closing the file drops the
-		// lock, so that `rdd svc check` in this process can open it again.
-		_ = file.Close()
-	}
 	if err != nil {
-		return nil, openError(path, err)
+		return nil, err
 	}
 
 	l := &Log{db: db, path: path, log: lg}
@@ -237,10 +201,62 @@ func (l *Log) load() error {
 	})
 }
 
-// lockFile takes an exclusive flock on f, retrying until timeout. bbolt then
-// locks the same open file description again, which succeeds at once.
-func lockFile(f *os.File, timeout time.Duration) error {
-	return flockRetry(f, syscall.LOCK_EX, timeout)
+// logger is the store's logger for the log at path.
+func (o Options) logger(path string) *zap.Logger {
+	lg := o.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	return lg.With(zap.String("subsystem", "store"), zap.String("path", path))
+}
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return o.Timeout
+}
+
+// openBolt opens path with bbolt, options as given (Timeout and OpenFile
+// are set here). Before bbolt reads the file, it takes a flock of kind
+// lock on it (retried until timeout; bbolt's own flock on the same open
+// file description then succeeds at once) and runs check, whose error is
+// reported as corruption of path. A panic inside bbolt becomes an error
+// and releases the file; every error names path.
+func openBolt(path string, options *bolt.Options, timeout time.Duration, lock int, check func(*os.File) error) (*bolt.DB, error) {
+	var file *os.File // the file bbolt opened, to release it if bbolt panics
+	var db *bolt.DB
+	options.Timeout = timeout
+	options.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		if err := flockRetry(f, lock, timeout); err != nil {
+			_ = f.Close()
+			return nil, lockedError(path, err)
+		}
+		if err := check(f); err != nil {
+			_ = f.Close()
+			return nil, corruptError(path, err.Error(), nil)
+		}
+		file = f
+		return f, nil
+	}
+	err := guard(path, "opening", func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, options)
+		return err
+	})
+	if err != nil && db == nil && file != nil {
+		// bbolt panicked half-way through opening: closing the file drops the
+		// lock, so that `rdd svc check` in this process can open it again.
+		_ = file.Close()
+	}
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	return db, nil
 }
 
 // bbolt's file header (go.etcd.io/bbolt/internal/common, format version 2):

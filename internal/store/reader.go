@@ -12,7 +12,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-	"go.uber.org/zap"
 )
 
 // OpenReader opens the log at path for reading only: what `rdd status`,
@@ -33,59 +32,24 @@ import (
 // at open as Open does; the shared lock keeps a writer from changing any of
 // them meanwhile. Append, SaveCheckpoint and Compact fail.
 func OpenReader(path string, opts Options) (*Log, error) {
-	lg := opts.Logger
-	if lg == nil {
-		lg = zap.NewNop()
-	}
-	lg = lg.With(zap.String("subsystem", "store"), zap.String("path", path))
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	var (
-		file *os.File
-		lazy *lazyLeaves
-		db   *bolt.DB
-	)
-	err := guard(path, "opening", func() error {
-		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{
-			ReadOnly: true,
-			Timeout:  timeout,
-			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-				f, err := os.OpenFile(name, flag, perm)
-				if err != nil {
-					return nil, err
-				}
-				if err := flockRetry(f, syscall.LOCK_SH, timeout); err != nil {
-					_ = f.Close()
-					return nil, lockedError(path, err)
-				}
-				size, m, err := activeMeta(f)
-				if err == nil && size == 0 {
-					err = errors.New("the file is empty")
-				}
-				z := &lazyLeaves{file: f, ps: uint64(m.pageSize), hwm: m.pgid}
-				if err == nil {
-					if problems := walk(f, size, m, false, z); len(problems) > 0 {
-						err = errors.New(problemText(problems))
-					}
-				}
-				if err != nil {
-					_ = f.Close()
-					return nil, corruptError(path, err.Error(), nil)
-				}
-				file, lazy = f, z
-				return f, nil
-			},
-		})
-		return err
+	lg := opts.logger(path)
+	var lazy *lazyLeaves
+	db, err := openBolt(path, &bolt.Options{ReadOnly: true}, opts.timeout(), syscall.LOCK_SH, func(f *os.File) error {
+		size, m, err := activeMeta(f)
+		if err == nil && size == 0 {
+			return errors.New("the file is empty")
+		}
+		if err != nil {
+			return err
+		}
+		lazy = &lazyLeaves{file: f, ps: uint64(m.pageSize), hwm: m.pgid}
+		if problems := walk(f, size, m, false, lazy); len(problems) > 0 {
+			return errors.New(problemText(problems))
+		}
+		return nil
 	})
-	if err != nil && db == nil && file != nil {
-		_ = file.Close()
-	}
 	if err != nil {
-		return nil, openError(path, err)
+		return nil, err
 	}
 	l := &Log{db: db, path: path, log: lg, lazy: lazy}
 	if err := l.load(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -65,16 +66,12 @@ type valueLoc struct {
 // range. The daemon must not run: Repair takes the file's lock.
 func Repair(path string, opts Options) (Repaired, error) {
 	r := Repaired{Path: path}
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return r, fmt.Errorf("store: repair %s: %w", path, err)
 	}
 	defer func() { _ = f.Close() }()
-	if err := lockFile(f, timeout); err != nil {
+	if err := flockRetry(f, syscall.LOCK_EX, opts.timeout()); err != nil {
 		return r, lockedError(path, err)
 	}
 	evs, cps, err := scanValues(f)
