@@ -55,7 +55,7 @@ func (w *writer) next(ctx context.Context, cursor uint64, max int, fn func(*upda
 	for {
 		w.mu.RLock()
 		n, covered := w.ringAfterLocked(cursor, max, collect)
-		changed, closed := w.changed, w.closed
+		closed := w.closed
 		w.mu.RUnlock()
 		switch {
 		case n > 0:
@@ -65,10 +65,8 @@ func (w *writer) next(ctx context.Context, cursor uint64, max int, fn func(*upda
 		case !covered:
 			return 0, api.ErrWatcherTooSlow
 		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-changed:
+		if err := w.await(ctx, cursor); err != nil {
+			return 0, err
 		}
 	}
 }
