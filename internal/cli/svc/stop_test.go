@@ -12,12 +12,7 @@ import (
 // once its grace period is over, the pid file goes, and the report says so.
 func TestStopOrKillStubborn(t *testing.T) {
 	p := testPaths(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pid, err := start(t, ctx, startOptions(t, p, "stubborn"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, pid := startFake(t, p, "stubborn")
 	began := time.Now()
 	r, err := StopOrKill(ctx, p, 200*time.Millisecond)
 	if err != nil {
@@ -40,12 +35,7 @@ func TestStopOrKillStubborn(t *testing.T) {
 // TestStopOrKillGraceful: a daemon that exits on SIGINT is not killed.
 func TestStopOrKillGraceful(t *testing.T) {
 	p := testPaths(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pid, err := start(t, ctx, startOptions(t, p, "serve"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, pid := startFake(t, p, "serve")
 	r, err := StopOrKill(ctx, p, 20*time.Second)
 	if err != nil || r.PID != pid || r.Killed {
 		t.Fatalf("StopOrKill = %+v, %v; want pid %d stopped without a kill", r, err, pid)
@@ -59,12 +49,7 @@ func TestStopOrKillGraceful(t *testing.T) {
 // without a kill.
 func TestStopOrKillCancelled(t *testing.T) {
 	p := testPaths(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pid, err := start(t, ctx, startOptions(t, p, "stubborn"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, pid := startFake(t, p, "stubborn")
 	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancelShort()
 	if r, err := StopOrKill(short, p, time.Minute); !errors.Is(err, context.DeadlineExceeded) || r.Killed {

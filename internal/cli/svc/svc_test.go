@@ -122,6 +122,19 @@ func startOptions(t *testing.T, p paths.Paths, mode string) StartOptions {
 	}
 }
 
+// startFake starts a fake daemon in mode for p and fails the test unless it
+// serves; the returned ctx bounds the test.
+func startFake(t *testing.T, p paths.Paths, mode string) (context.Context, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	pid, err := start(t, ctx, startOptions(t, p, mode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, pid
+}
+
 // start is Start that kills the spawned fake daemon when the test ends.
 func start(t *testing.T, ctx context.Context, o StartOptions) (int, error) {
 	t.Helper()
@@ -269,12 +282,7 @@ func TestDelete(t *testing.T) {
 // supervised is released, and the files go.
 func TestDeleteKillsStubborn(t *testing.T) {
 	p := testPaths(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pid, err := start(t, ctx, startOptions(t, p, "stubborn"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, pid := startFake(t, p, "stubborn")
 	var released bool
 	r, err := Delete(ctx, p, DeleteOptions{Grace: 200 * time.Millisecond, Release: func(context.Context) error {
 		released = !Alive(pid)
