@@ -32,23 +32,7 @@ func TestHealthzAtConnCapWithSlowBodies(t *testing.T) {
 	for range api.DefaultMaxConns {
 		rc := dialRaw(t, srv.Socket)
 		_ = rc.SetDeadline(time.Time{})
-		if _, err := io.WriteString(rc, "POST /v1/spec HTTP/1.1\r\nHost: rdd\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"); err != nil {
-			t.Fatal(err)
-		}
-		go func() { // a byte every 50 ms: far slower than any real client
-			tick := time.NewTicker(50 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				if _, err := rc.Write([]byte(" ")); err != nil {
-					return
-				}
-			}
-		}()
+		trickle(t, rc, 50*time.Millisecond, stop) // far slower than any real client
 	}
 	// Measure only once every trickler holds its slot. (A probe request
 	// would itself take a slot for a moment and could get one refused.)

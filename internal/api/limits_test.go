@@ -27,6 +27,30 @@ type rawConn struct {
 	br *bufio.Reader
 }
 
+// trickle sends on rc the headers of a set request announcing a 100 kB
+// body, then a byte of the body every interval, until the server closes
+// the connection or stop is closed.
+func trickle(t *testing.T, rc *rawConn, every time.Duration, stop <-chan struct{}) {
+	t.Helper()
+	if _, err := io.WriteString(rc, "POST /v1/spec HTTP/1.1\r\nHost: rdd\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for range 100000 {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if _, err := rc.Write([]byte(" ")); err != nil {
+				return
+			}
+		}
+	}()
+}
+
 func dialRaw(t *testing.T, socket string) *rawConn {
 	t.Helper()
 	c, err := net.DialTimeout("unix", socket, wait)
@@ -82,23 +106,7 @@ func TestTricklingBodyIsCut(t *testing.T) {
 	for range tricklers {
 		rc := dialRaw(t, srv.Socket)
 		start := time.Now()
-		if _, err := io.WriteString(rc, "POST /v1/spec HTTP/1.1\r\nHost: rdd\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"); err != nil {
-			t.Fatal(err)
-		}
-		go func() { // the trickle; it ends when the server closes or the test ends
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for range 100000 {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				if _, err := rc.Write([]byte(" ")); err != nil {
-					return
-				}
-			}
-		}()
+		trickle(t, rc, 10*time.Millisecond, stop)
 		go func() {
 			resp, err := http.ReadResponse(rc.br, nil)
 			if err != nil {
