@@ -15,7 +15,7 @@ func newDaemonCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the rdd daemon in the foreground",
-		Long: doc(`
+		Long: `
 			Run the daemon of the instance in the foreground until SIGINT or
 			SIGTERM, then shut down gracefully. It serves the API on the
 			instance's Unix socket and logs to the daemon log (rdd svc paths).
@@ -28,10 +28,10 @@ func newDaemonCommand(e *env) *cobra.Command {
 			--log-level (default $RDD_LOG_LEVEL) sets the log level.
 			--retain-events N (default $RDD_RETAIN_EVENTS) keeps N events before
 			the latest checkpoint and removes older ones; by default the event
-			log keeps everything.`),
-		Example: example(`
+			log keeps everything.`,
+		Example: `
 			rdd daemon --vm-driver=host --log-level=debug
-			RDD_VM_DRIVER=host rdd --instance test daemon`),
+			RDD_VM_DRIVER=host rdd --instance test daemon`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Pass the flag only when it was given: the daemon then reads

@@ -22,7 +22,7 @@ func newEventsCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "events [-o text|json] [--since SEQ|DURATION|TIME] [--follow] [--limit N]",
 		Short: "List the events of the daemon's log",
-		Long: doc(`
+		Long: `
 			List the events of the instance's event log in seq order: spec
 			changes, machine transitions and daemon starts and stops.
 
@@ -32,13 +32,13 @@ func newEventsCommand(e *env) *cobra.Command {
 			--since 5m or --since TIME (RFC 3339) the events from then on;
 			--limit N at most N events, and --follow keeps listing new events
 			until interrupted. With the daemon down, the log is read from disk
-			(a note on stderr says so; --follow needs the daemon).`),
-		Example: example(`
+			(a note on stderr says so; --follow needs the daemon).`,
+		Example: `
 			rdd events
 			rdd events --follow --since 120
 			rdd events --since 5m
 			rdd events -o json > rdd-events.ndjson
-			rdd events -o json | rdd replay - -o json`),
+			rdd events -o json | rdd replay - -o json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := out.format(formats...)

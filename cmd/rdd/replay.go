@@ -28,7 +28,7 @@ func newReplayCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay [FILE|-] [--to SEQ] [-o text|json]",
 		Short: "Fold an event log into the App snapshot it produces",
-		Long: doc(`
+		Long: `
 			Fold events, in order, into the snapshot they produce, exactly as the
 			daemon does. FILE holds events in the export format of rdd events -o
 			json, one per line ("-" reads standard input); it is folded while it
@@ -40,11 +40,11 @@ func newReplayCommand(e *env) *cobra.Command {
 
 			--to SEQ stops after event SEQ. -o json prints the snapshot in the
 			same bytes as rdd status -o json. -o text prints each condition
-			change in order, then the status table.`),
-		Example: example(`
+			change in order, then the status table.`,
+		Example: `
 			rdd events -o json | rdd replay - -o json
 			rdd replay rdd-events.ndjson --to 57
-			rdd replay`),
+			rdd replay`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := out.format(formats...)

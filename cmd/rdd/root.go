@@ -147,7 +147,7 @@ func newRootCommandFor(e *env, only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "rdd",
 		Short: "A local container and Kubernetes developer environment",
-		Long: doc(`
+		Long: `
 			rdd runs a container engine and, optionally, Kubernetes in a local VM
 			(or on the host), driven by a daemon that records every change in an
 			event log.
@@ -162,13 +162,13 @@ func newRootCommandFor(e *env, only string) *cobra.Command {
 			is not running; rdd run exits with its command's code.
 
 			status, events, why and replay read the event log on disk when
-			the daemon is not running, and say so.`),
-		Example: example(`
+			the daemon is not running, and say so.`,
+		Example: `
 			rdd start                        # create the App if needed and run it
 			rdd set kubernetes.enabled=true  # enable Kubernetes and wait until settled
 			rdd status                       # conditions of the App
 			rdd --instance dev status -o json
-			rdd run kubectl get nodes`),
+			rdd run kubectl get nodes`,
 		Args:          rootArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -330,14 +330,10 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// doc marks a command's Long text, a raw string literal indented like the
-// code around it; example marks its Example block. Both are kept as written
-// and formatted only when help shows them (formatHelpOnShow): formatting
+// Long and Example texts are raw string literals indented like the code
+// around them. They are formatted only when help shows them: formatting
 // the texts of every command cost each run, `rdd status -o json` included,
 // about a third of building the command tree.
-func doc(s string) string { return s }
-
-func example(s string) string { return s }
 
 // formatHelpOnShow makes root's help and usage format the Long and Example
 // texts of the command they show first.

@@ -22,7 +22,7 @@ func newRunCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [--] COMMAND [ARG...]",
 		Short: "Run a command against the App's container engine and cluster",
-		Long: doc(`
+		Long: `
 			Start the App (creating it when it does not exist), wait until it has
 			settled, then run COMMAND with an environment that points at this
 			instance: PATH starts with the instance's bin directory (when it exists),
@@ -37,11 +37,11 @@ func newRunCommand(e *env) *cobra.Command {
 
 			rdd run exits with COMMAND's exit code (255 when a signal ended it).
 			Everything after run belongs to COMMAND; a leading "--" is dropped,
-			so rdd run -- --help runs a command named --help.`),
-		Example: example(`
+			so rdd run -- --help runs a command named --help.`,
+		Example: `
 			rdd run docker ps
 			rdd run kubectl get nodes
-			rdd run -- sh -c 'echo $DOCKER_CONTEXT'`),
+			rdd run -- sh -c 'echo $DOCKER_CONTEXT'`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {

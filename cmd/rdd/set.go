@@ -101,7 +101,7 @@ func newSetCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set [--dry-run] [--wait=BOOL] [--timeout=DUR] PROPERTY=VALUE... | set --list [PROPERTY...]",
 		Short: "Change the App spec and wait until the App has settled",
-		Long: doc(`
+		Long: `
 			Set properties of the App spec, creating the App if it does not exist,
 			then wait until the Settled condition is True at the new generation.
 			While waiting, each condition change is printed on stderr as
@@ -129,13 +129,13 @@ func newSetCommand(e *env) *cobra.Command {
 
 			--list prints the values each property accepts (with PROPERTY, one
 			value a line: for kubernetes.version the bundled versions, newest
-			first, then the channels) and needs no daemon.`) + propertiesHelp(),
-		Example: example(`
+			first, then the channels) and needs no daemon.` + propertiesHelp(),
+		Example: `
 			rdd set running=true
 			rdd set kubernetes.enabled=true kubernetes.version=1.33
 			rdd set --wait=false containerEngine.name=containerd
 			rdd set --dry-run kubernetes.version=1.32.2
-			rdd set --list kubernetes.version`),
+			rdd set --list kubernetes.version`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if list {
 				return nil

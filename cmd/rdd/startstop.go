@@ -16,14 +16,14 @@ func newStartCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start [--wait=BOOL] [--timeout=DUR]",
 		Short: "Start the App (rdd set running=true)",
-		Long: doc(`
+		Long: `
 			Start the App: the same as rdd set running=true, so it creates the App
 			when it does not exist, starts the daemon when it does not run, and
-			waits until the App has settled (exit 4 after --timeout).`),
-		Example: example(`
+			waits until the App has settled (exit 4 after --timeout).`,
+		Example: `
 			rdd start
 			rdd start --wait=false
-			rdd start --timeout=10m`),
+			rdd start --timeout=10m`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.parseFormat(); err != nil {
@@ -48,14 +48,14 @@ func newStopCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop [--wait=BOOL] [--timeout=DUR]",
 		Short: "Stop the App (rdd set running=false)",
-		Long: doc(`
+		Long: `
 			Stop the App: the same as rdd set running=false, waiting until the App
 			has settled (exit 4 after --timeout). When the App does not exist,
 			stop prints a message, creates nothing and exits 0. It never starts
-			the daemon: with no daemon running there is nothing to stop.`),
-		Example: example(`
+			the daemon: with no daemon running there is nothing to stop.`,
+		Example: `
 			rdd stop
-			rdd stop --timeout=1m`),
+			rdd stop --timeout=1m`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.parseFormat(); err != nil {

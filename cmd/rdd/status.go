@@ -62,7 +62,7 @@ func newStatusCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [-o text|json|yaml] [--watch] [--at SEQ|DURATION|TIME]",
 		Short: "Show the App's conditions, spec and generation",
-		Long: doc(`
+		Long: `
 			Show the App snapshot: its conditions (type, status, reason, age,
 			message), generation, spec and Kubernetes port. -o json prints the
 			snapshot exactly as the daemon serves it (GET /v1/status).
@@ -75,14 +75,14 @@ func newStatusCommand(e *env) *cobra.Command {
 
 			status never starts the daemon. When it is not running, status
 			reads the instance's event log instead, says so (text: a first
-			line; JSON and YAML: "daemonRunning": false) and exits 5.`),
-		Example: example(`
+			line; JSON and YAML: "daemonRunning": false) and exits 5.`,
+		Example: `
 			rdd status
 			rdd status -o json | jq '.status.conditions[] | select(.type=="Settled")'
 			rdd status --watch -o json
 			rdd status --at 42
 			rdd status --at 10m
-			rdd status --at 2026-01-02T15:04:05Z -o yaml`),
+			rdd status --at 2026-01-02T15:04:05Z -o yaml`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := out.format(formats...)

@@ -24,15 +24,15 @@ func newSvcCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "svc",
 		Short: "Manage the rdd daemon of the instance",
-		Long: doc(`
+		Long: `
 			Start, stop, inspect and delete the daemon of the instance, and show
 			its logs and file locations. App commands start the daemon on
-			demand, so svc start is rarely needed.`),
-		Example: example(`
+			demand, so svc start is rarely needed.`,
+		Example: `
 			rdd svc start
 			rdd svc status --json
 			rdd svc logs -f
-			rdd svc paths socket`),
+			rdd svc paths socket`,
 		Args: groupArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -55,14 +55,14 @@ func newSvcStartCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start [--timeout=DUR]",
 		Short: "Start the daemon and wait until it serves",
-		Long: doc(`
+		Long: `
 			Start rdd daemon for the instance, detached from this terminal (its
 			output goes to rdd.stdout.log and rdd.stderr.log in the log
 			directory), and wait until it answers on its socket. If a daemon
-			already runs, only wait for it. A wait that reaches --timeout exits 4.`),
-		Example: example(`
+			already runs, only wait for it. A wait that reaches --timeout exits 4.`,
+		Example: `
 			rdd svc start
-			RDD_VM_DRIVER=host rdd svc start --timeout=2m`),
+			RDD_VM_DRIVER=host rdd svc start --timeout=2m`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := e.instance()
@@ -98,16 +98,16 @@ func newSvcStopCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop [--timeout=DUR]",
 		Short: "Stop the daemon gracefully, or kill it when it does not stop",
-		Long: doc(`
+		Long: `
 			Send SIGINT to the daemon and wait until its process has exited. The
 			App's VM and engine keep their state in the event log and are
 			recovered at the next start. A daemon still running after --timeout
 			is sent SIGKILL, and the command says so; what it supervised is
 			adopted or stopped by the next start. --timeout=0 waits without a
-			limit and never kills. With no daemon running it exits 0.`),
-		Example: example(`
+			limit and never kills. With no daemon running it exits 0.`,
+		Example: `
 			rdd svc stop
-			rdd svc stop --timeout=10s`),
+			rdd svc stop --timeout=10s`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := e.instance()
@@ -139,13 +139,13 @@ func newSvcStatusCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [-o text|json]",
 		Short: "Show whether the daemon is created and running",
-		Long: doc(`
+		Long: `
 			Show whether the instance is created (its event log exists), whether
 			its daemon runs and with which PID, its socket, and whether the
-			daemon answers on it.`),
-		Example: example(`
+			daemon answers on it.`,
+		Example: `
 			rdd svc status
-			rdd svc status --json`),
+			rdd svc status --json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := out.format(formats...)
@@ -192,15 +192,15 @@ func newSvcPathsCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "paths [KEY] [-o table|json|shell]",
 		Short: "Print the instance's directories and files",
-		Long: doc(`
+		Long: `
 			Print the locations the instance uses. With KEY, print only that
 			path. -o shell prints KEY='VALUE' lines for eval.
 
-			Keys: ` + strings.Join(pathKeys(), ", ")),
-		Example: example(`
+			Keys: ` + strings.Join(pathKeys(), ", "),
+		Example: `
 			rdd svc paths
 			rdd svc paths socket
-			eval "$(rdd svc paths -o shell)"; echo "$log_dir"`),
+			eval "$(rdd svc paths -o shell)"; echo "$log_dir"`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			return pathKeys(), cobra.ShellCompDirectiveNoFileComp
@@ -264,7 +264,7 @@ func newSvcDeleteCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete [--timeout=DUR]",
 		Short: "Stop the daemon and delete the instance's files, killing it when it does not stop",
-		Long: doc(`
+		Long: `
 			Delete the instance: when the daemon serves and the App exists, delete
 			the App first (it stops the VM and engine and removes the instance's
 			Docker and kube contexts); then stop the daemon with SIGINT and remove
@@ -273,11 +273,11 @@ func newSvcDeleteCommand(e *env) *cobra.Command {
 			running then is sent SIGKILL, and the command says so on stderr and
 			stops the engine or VM the daemon left running before it deletes the
 			files. --timeout=0 waits without a limit and never kills. Deleting an
-			instance that does not exist succeeds.`),
-		Example: example(`
+			instance that does not exist succeeds.`,
+		Example: `
 			rdd svc delete
 			rdd svc delete --timeout=10s
-			RDD_KEEP_LOGS=1 rdd --instance test svc delete`),
+			RDD_KEEP_LOGS=1 rdd --instance test svc delete`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := e.instance()

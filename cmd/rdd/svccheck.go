@@ -21,14 +21,14 @@ func newSvcCheckCommand(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check",
 		Short: "Check the event log: structure, checksums, replay against checkpoints",
-		Long: doc(`
+		Long: `
 			Check the instance's event log while the daemon is stopped: the bbolt
 			page structure, the checksum and decoding of every event and
 			checkpoint, and a replay of every event through the projector,
 			compared with each stored checkpoint. Prints a report and exits 0
-			when the log is intact, 1 when it is damaged (then see svc repair).`),
-		Example: example(`
-			rdd svc stop && rdd svc check`),
+			when the log is intact, 1 when it is damaged (then see svc repair).`,
+		Example: `
+			rdd svc stop && rdd svc check`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := e.instance()
@@ -44,15 +44,15 @@ func newSvcRepairCommand(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "repair",
 		Short: "Salvage the intact events of a damaged event log into a new log",
-		Long: doc(`
+		Long: `
 			Salvage a damaged event log while the daemon is stopped: read every
 			page of the file, keep the events from the first one up to the first
 			that is missing or fails its checksum (and the checkpoints among them)
 			in a new log at the same path, and keep the damaged file next to it as
 			events.db.damaged-TIME. Nothing is deleted. An intact log is left as
-			it is.`),
-		Example: example(`
-			rdd svc stop && rdd svc repair && rdd svc start`),
+			it is.`,
+		Example: `
+			rdd svc stop && rdd svc repair && rdd svc start`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := e.instance()

@@ -41,7 +41,7 @@ func newSvcLogsCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs [-f] [-n N] [--since DURATION|TIME] [--engine|--k3s|--stdout|--stderr] [-o text|json]",
 		Short: "Print the daemon's, the engine's or k3s's log",
-		Long: doc(`
+		Long: `
 			Print the daemon's log, one line per entry: time, level, message,
 			then the entry's fields as key=value. -o json prints the log's own
 			JSON lines instead (entries of the engine's and k3s's logs, which
@@ -56,13 +56,13 @@ func newSvcLogsCommand(e *env) *cobra.Command {
 			-n N prints only the last N lines; --since 5m or --since TIME
 			(RFC 3339) only the entries from then on (a line without a time of
 			its own goes with the entry before it). --follow keeps printing
-			what is appended, across rotations, until interrupted.`),
-		Example: example(`
+			what is appended, across rotations, until interrupted.`,
+		Example: `
 			rdd svc logs -n 20
 			rdd svc logs -f --since 10m
 			rdd svc logs --engine -n 50
 			rdd svc logs -o json | jq -r .msg
-			rdd svc logs --stderr`),
+			rdd svc logs --stderr`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := o.out.format(formats...)

@@ -69,16 +69,16 @@ func newVersionCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "version [-o text|json|yaml]",
 		Short: "Print the versions of rdd, its daemon, the engine and k3s",
-		Long: doc(`
+		Long: `
 			Print the rdd version, the commit and date it was built from and
 			its Go version; then, when the daemon of the instance runs, the
 			daemon's version (it may be older than this rdd until it is
 			restarted with rdd svc stop) and the versions of the container
 			engine and k3s it runs. version never starts the daemon.
-			rdd --version prints the first line alone.`),
-		Example: example(`
+			rdd --version prints the first line alone.`,
+		Example: `
 			rdd version
-			rdd version -o json | jq -r .daemon.engine.version`),
+			rdd version -o json | jq -r .daemon.engine.version`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := out.format(formats...)
@@ -187,14 +187,14 @@ func newCompletionCommand(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "completion bash|zsh|fish|powershell",
 		Short: "Print a shell completion script",
-		Long: doc(`
+		Long: `
 			Print the completion script for a shell. Load it in the current shell,
-			or save it where your shell loads completions from.`),
-		Example: example(`
+			or save it where your shell loads completions from.`,
+		Example: `
 			source <(rdd completion bash)
 			rdd completion zsh > "${fpath[1]}/_rdd"
 			rdd completion fish > ~/.config/fish/completions/rdd.fish
-			rdd completion powershell | Out-String | Invoke-Expression`),
+			rdd completion powershell | Out-String | Invoke-Expression`,
 		ValidArgs: []string{"bash", "zsh", "fish", "powershell"},
 		Args:      usageArgs(cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs)),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -21,7 +21,7 @@ func newWhyCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "why CONDITION",
 		Short: "Explain how a condition got its current reason",
-		Long: doc(`
+		Long: `
 			Explain a condition of the App (Created, Running, ContainerEngineReady,
 			KubernetesReady or Settled): its status and reason now, the event that
 			set that reason, the spec change that event answers, and how long the
@@ -29,10 +29,10 @@ func newWhyCommand(e *env) *cobra.Command {
 			daemon's event log (the log on disk when the daemon is not running,
 			which the answer then says). When the daemon's
 			retention policy removed the oldest events, the history starts at the
-			oldest snapshot the daemon can rebuild, and the answer says so.`),
-		Example: example(`
+			oldest snapshot the daemon can rebuild, and the answer says so.`,
+		Example: `
 			rdd why Settled
-			rdd why kubernetesready -o json`),
+			rdd why kubernetesready -o json`,
 		ValidArgs: conditionNames(),
 		Args:      usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
