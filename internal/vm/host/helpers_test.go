@@ -84,14 +84,20 @@ func processesMentioning(s string) []int {
 	return pids
 }
 
+// killProcessesMentioning kills on every poll, not once: a process listed
+// a moment ago may have forked a child (a k3s its helper) that the first
+// list missed and that its parent's death orphans.
 func killProcessesMentioning(t *testing.T, s string) {
 	t.Helper()
-	for _, pid := range processesMentioning(s) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if !waitUntil(ctx, func() bool { return len(processesMentioning(s)) == 0 }) {
+	if !waitUntil(ctx, func() bool {
+		pids := processesMentioning(s)
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return len(pids) == 0
+	}) {
 		t.Errorf("processes %v still mention %s after SIGKILL", processesMentioning(s), s)
 	}
 }
