@@ -76,6 +76,12 @@ func (b *fakeBackend) SnapshotAt(_ context.Context, at api.At) (events.Snapshot,
 }
 
 func (b *fakeBackend) Watch(ctx context.Context, since uint64, fn func([]events.Snapshot) error) error {
+	if api.IsBroadcast(ctx) {
+		// The script is for the CLI's watches: the server's broadcast gets
+		// nothing, so no stream parks with it.
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	b.mu.Lock()
 	b.watchSince = append(b.watchSince, since)
 	script, resume, more := b.watch, b.resume, b.more

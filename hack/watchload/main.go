@@ -116,6 +116,7 @@ func run(ctx context.Context, socket string, n, changes int) error {
 
 	done := make([]change, 0, changes)
 	cpu0 := cpuTime()
+	reads0 := rd.reads.Load()
 	version := "1.34.6"
 	if snap.Spec != nil && snap.Spec.Kubernetes.Version == version {
 		version = "1.33.10"
@@ -147,6 +148,7 @@ func run(ctx context.Context, socket string, n, changes int) error {
 		settle(ctx, 20*time.Millisecond)
 	}
 	fmt.Printf("this process's CPU per change (its readers compete with the daemon): %v\n", ((cpuTime() - cpu0) / time.Duration(changes)).Round(10*time.Microsecond))
+	fmt.Printf("reads per watcher per change: %.2f\n", float64(rd.reads.Load()-reads0)/float64(n*changes))
 	rss("after the changes", pid)
 	closeAll()
 	report(ws, done)
@@ -249,6 +251,9 @@ type reader struct {
 	stop atomic.Bool
 	done chan struct{}
 	buf  []byte
+	// reads counts the reads that returned data: the writes of the daemon
+	// that reached a reader apart, about.
+	reads atomic.Int64
 }
 
 func newReader() (*reader, error) {
@@ -303,6 +308,7 @@ func (rd *reader) run() {
 				}
 				continue
 			}
+			rd.reads.Add(1)
 			w.consume(rd.buf[:k], at)
 		}
 	}

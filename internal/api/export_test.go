@@ -12,3 +12,25 @@ func (s *Server) PlainConnsForTest() int {
 	defer s.lim.mu.Unlock()
 	return s.lim.conns
 }
+
+// StreamsForTest is how many connections hold a stream slot.
+func (s *Server) StreamsForTest() int {
+	s.lim.mu.Lock()
+	defer s.lim.mu.Unlock()
+	return s.lim.streams
+}
+
+// ParkedForTest is how many streams are parked with the broadcast.
+func (s *Server) ParkedForTest() int {
+	s.bc.mu.Lock()
+	defer s.bc.mu.Unlock()
+	return len(s.bc.parked) + len(s.bc.pending)
+}
+
+// BroadcastingForTest says whether the broadcast has its first batch:
+// streams may park from then on.
+func (s *Server) BroadcastingForTest() bool {
+	s.bc.mu.Lock()
+	defer s.bc.mu.Unlock()
+	return s.bc.running && s.bc.known
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,10 +26,11 @@ import (
 // The stream writes the HTTP/1.1 response itself: a chunked body and
 // "Connection: close", because the connection cannot go back to net/http.
 type hijackedConn struct {
-	net.Conn          // as net/http had it: Close returns the limiter's slots
-	w        net.Conn // where writes go: under a limitedConn, the connection writev(2) needs
-	header   []byte   // the response header until it is written
-	stop     func()   // ends the stream's context and its hang-up watch
+	net.Conn                 // as net/http had it: Close returns the limiter's slots
+	w        net.Conn        // where writes go: under a limitedConn, the connection writev(2) needs
+	header   []byte          // the response header until it is written
+	raw      syscall.RawConn // w's, for the broadcaster's writes; nil if w has none
+	stop     func()          // ends the stream's context and its hang-up watch
 
 	// A chunk's framing and its writev(2) vector, reused: a thousand
 	// watchers write every change, and the garbage collector, which scans
@@ -70,6 +72,9 @@ func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request) (*stream, 
 	hc := &hijackedConn{Conn: conn, w: conn, header: hb.Bytes(), stop: func() { unregister(); cancel() }}
 	if lc, ok := conn.(*limitedConn); ok {
 		hc.w = lc.Conn
+	}
+	if sc, ok := hc.w.(syscall.Conn); ok {
+		hc.raw, _ = sc.SyscallConn()
 	}
 	gone := make(chan struct{})
 	go func() {

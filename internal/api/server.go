@@ -48,6 +48,7 @@ type Server struct {
 	lim    limiter
 	shared sharedLines
 	turns  turns // of watch writes; see writeInTurn
+	bc     broadcaster
 }
 
 // ServerOptions configure a Server. The zero value serves with the defaults.
@@ -125,6 +126,7 @@ func NewServer(b Backend, logger *zap.Logger, opts ServerOptions) *Server {
 	}
 	s.lim.maxConns, s.lim.maxStreams = opts.MaxConns, opts.MaxStreams
 	s.turns = newTurns(runtime.GOMAXPROCS(0))
+	s.bc.init(s)
 	s.routes = s.routeTable()
 	return s
 }
@@ -149,6 +151,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if l, err := zap.NewStdLogAt(s.log, zap.WarnLevel); err == nil {
 		hs.ErrorLog = l // net/http reports accept and protocol errors here
 	}
+	bcDone := make(chan struct{})
+	go func() {
+		defer close(bcDone)
+		s.bc.run(ctx)
+	}()
+	defer func() { <-bcDone }() // it ends with ctx, without waiting for any reader
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(&limitListener{Listener: ln, s: s}) }()
 

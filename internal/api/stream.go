@@ -62,16 +62,34 @@ func (s *Server) runWatch(st *stream, since uint64, release func()) {
 		}
 		err := st.writeLines(lines...)
 		clear(st.lines[:])
-		return err
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		sent := batch[len(batch)-1].Seq
+		if epoch, ok := s.bc.parkable(st, sent); ok {
+			return parkAt{sent, epoch}
+		}
+		return nil
 	}
 	var err error
-	if rw, ok := s.b.(ReadyWatcher); ok && st.conn != nil {
-		// The turn is taken before the batch is collected (see
-		// ReadyWatcher); writeInTurn gives it back.
-		err = rw.WatchReady(st.ctx, since, st.takeTurn, send)
-		st.giveTurn()
-	} else {
-		err = s.b.Watch(st.ctx, since, send)
+	for {
+		if rw, ok := s.b.(ReadyWatcher); ok && st.conn != nil {
+			// The turn is taken before the batch is collected (see
+			// ReadyWatcher); writeInTurn gives it back.
+			err = rw.WatchReady(st.ctx, since, st.takeTurn, send)
+			st.giveTurn()
+		} else {
+			err = s.b.Watch(st.ctx, since, send)
+		}
+		var p parkAt
+		if !errors.As(err, &p) {
+			break
+		}
+		// The stream is parked outside the Backend's Watch, which holds
+		// nothing for it meanwhile, and goes on from what it was sent.
+		if since, err = s.bc.park(st, p.seq, p.epoch); err != nil {
+			break
+		}
 	}
 	if errors.Is(err, ErrWatcherTooSlow) {
 		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
@@ -168,6 +186,8 @@ type stream struct {
 	hasTurn   bool  // a write turn taken ahead of the write (takeTurn)
 
 	lines [8][]byte // a batch's lines, reused
+
+	parkEnd chan parkEnd // wakes the stream parked with the broadcaster
 
 	uri        string          // the request's, for the log
 	stop       context.Context // Serve's ctx; nil outside Serve

@@ -180,5 +180,11 @@ type RejectedError struct{ Message string }
 
 func (e *RejectedError) Error() string { return e.Message }
 
+// ErrStreamParked is what a watch stream's fn returns, through the
+// Backend's Watch, when the server parks the stream with its broadcast
+// (see broadcast.go): the stream goes on, no longer through that Watch.
+// Backends return it as any other error of fn.
+var ErrStreamParked = errors.New("api: watch stream parked with the broadcast")
+
 // ErrWatcherTooSlow ends a watch whose reader fell behind the bounded buffer.
 var ErrWatcherTooSlow = errors.New("api: watcher fell behind; closing watch (reconnect with since=<last seq>)")

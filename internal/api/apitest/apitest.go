@@ -9,6 +9,7 @@ package apitest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -43,7 +44,9 @@ type Backend struct {
 	// WatchBuffer bounds how many snapshots may wait for one watcher; a
 	// watcher that falls further behind ends with api.ErrWatcherTooSlow.
 	WatchBuffer int
-	// WatchEnded, if non-nil, receives the error of every Watch that returns.
+	// WatchEnded, if non-nil, receives the error of every Watch of a
+	// client's stream that returns, except when the stream was parked with
+	// the server's broadcast (api.ErrStreamParked).
 	WatchEnded chan error
 	// SetHook, if non-nil, runs first in SetSpec; a non-nil error is returned.
 	SetHook func(ctx context.Context, req api.SetRequest) error
@@ -52,6 +55,7 @@ type Backend struct {
 	log     []events.Envelope // log[i].Seq == i+1
 	snaps   []events.Snapshot // snaps[seq]: the snapshot after seq; snaps[0] is empty
 	subs    map[*sub]struct{}
+	cutAt   uint64        // see CutWatchers
 	changed chan struct{} // closed and replaced on every append
 	sets    []SetCall
 	deletes []api.Source
@@ -64,8 +68,9 @@ type SetCall struct {
 }
 
 type sub struct {
-	ch      chan events.Snapshot
-	tooSlow bool
+	ch        chan events.Snapshot
+	tooSlow   bool
+	broadcast bool // the server's broadcast (api.IsBroadcast), not a client's stream
 }
 
 var _ api.Backend = (*Backend)(nil)
@@ -174,13 +179,38 @@ func (b *Backend) CutWatchers() {
 		close(w.ch)
 		delete(b.subs, w)
 	}
+	// Streams parked with the server's broadcast are cut when they come
+	// back from where they were: they were open now.
+	b.cutAt = uint64(len(b.snaps) - 1)
 }
 
-// Watchers returns the number of open watches.
+// CutBroadcast ends the server's broadcast Watch with
+// api.ErrWatcherTooSlow, as if it had fallen behind; the streams' own
+// watches go on.
+func (b *Backend) CutBroadcast() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for w := range b.subs {
+		if w.broadcast {
+			w.tooSlow = true
+			close(w.ch)
+			delete(b.subs, w)
+		}
+	}
+}
+
+// Watchers returns the number of open watches of client streams that are
+// not parked with the server's broadcast.
 func (b *Backend) Watchers() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.subs)
+	n := 0
+	for w := range b.subs {
+		if !w.broadcast {
+			n++
+		}
+	}
+	return n
 }
 
 // Backlog returns how many snapshots wait in watcher buffers.
@@ -235,15 +265,24 @@ func (b *Backend) SnapshotAt(_ context.Context, at api.At) (events.Snapshot, err
 // watcher registered under one lock, so no change falls in between. A batch
 // is what the watcher's buffer holds when fn is called.
 func (b *Backend) Watch(ctx context.Context, since uint64, fn func([]events.Snapshot) error) (err error) {
-	if b.WatchEnded != nil {
-		defer func() { b.WatchEnded <- err }()
+	broadcast := api.IsBroadcast(ctx)
+	if b.WatchEnded != nil && !broadcast {
+		defer func() {
+			if !errors.Is(err, api.ErrStreamParked) {
+				b.WatchEnded <- err
+			}
+		}()
 	}
 	size := b.WatchBuffer
 	if size <= 0 {
 		size = DefaultWatchBuffer
 	}
-	w := &sub{ch: make(chan events.Snapshot, size)}
+	w := &sub{ch: make(chan events.Snapshot, size), broadcast: broadcast}
 	b.mu.Lock()
+	if since > 0 && since <= b.cutAt {
+		b.mu.Unlock()
+		return api.ErrWatcherTooSlow // a parked stream, open at the cut
+	}
 	var first []events.Snapshot
 	if since == 0 {
 		first = []events.Snapshot{b.snaps[len(b.snaps)-1]}

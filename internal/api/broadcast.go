@@ -1,0 +1,299 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rdd-project/rdd/internal/events"
+)
+
+// A change wakes every watch stream. With a goroutine per stream, a
+// thousand of them each woke, took a write turn, set two write deadlines
+// and wrote; on two cores that took the last watcher 15-20 ms, and the
+// thousand runnable goroutines delayed the controllers' own answers to the
+// change, so that its five events went out as up to five waves.
+//
+// A stream that has sent everything and whose reader keeps up is parked
+// instead: its goroutine waits on a channel, and one broadcaster goroutine
+// writes each batch of new snapshots, framed once as one chunk, to every
+// parked stream's socket with one non-blocking write(2). A stream whose
+// socket cannot take the whole chunk at once (a reader that fell behind) is
+// handed back to its goroutine with the rest of the chunk, and goes on as
+// before: its writes block with a deadline and take turns.
+
+// broadcaster writes every batch of snapshots to the parked streams.
+type broadcaster struct {
+	s *Server
+
+	mu      sync.Mutex
+	running bool   // run is watching the Backend: streams may park
+	epoch   uint64 // counts run's watches: a stream parks in the one it saw
+	known   bool   // head is the seq of the Backend's last batch seen
+	head    uint64 // every parked stream has been sent up to head
+	parked  map[*stream]struct{}
+	pending map[*stream]uint64 // sent up to a seq above head: parked once head gets there
+
+	chunk []byte // the framed batch, reused
+}
+
+// parkEnd is what a parked stream is woken with.
+type parkEnd struct {
+	sent  uint64 // the stream has been sent up to this seq, rest included
+	rest  []byte // the part of the last chunk the broadcaster could not write
+	again bool   // the stream may park again at sent
+	err   error  // the broadcaster's write failed: the reader is gone
+}
+
+// parkAt ends a stream's Watch so that the stream parks, sent up to seq,
+// with the broadcast's watch of epoch.
+type parkAt struct{ seq, epoch uint64 }
+
+func (p parkAt) Error() string { return fmt.Sprintf("%v at seq %d", ErrStreamParked, p.seq) }
+
+func (p parkAt) Is(err error) bool { return err == ErrStreamParked }
+
+// broadcastKey marks the context of the broadcaster's Watch.
+type broadcastKey struct{}
+
+// IsBroadcast reports whether ctx is that of the server's broadcast Watch,
+// which feeds every parked stream, rather than one client's stream.
+func IsBroadcast(ctx context.Context) bool {
+	v, _ := ctx.Value(broadcastKey{}).(bool)
+	return v
+}
+
+func (bc *broadcaster) init(s *Server) {
+	bc.s = s
+	bc.parked = map[*stream]struct{}{}
+	bc.pending = map[*stream]uint64{}
+}
+
+// run watches the Backend until ctx ends, broadcasting each batch. A watch
+// that falls behind (the Backend's buffer moved on) starts again from the
+// current snapshot; the streams parked then go back to their own watch.
+func (bc *broadcaster) run(ctx context.Context) {
+	ctx = context.WithValue(ctx, broadcastKey{}, true)
+	for ctx.Err() == nil {
+		bc.mu.Lock()
+		bc.running, bc.known = true, false
+		bc.epoch++
+		bc.mu.Unlock()
+		err := bc.s.b.Watch(ctx, 0, bc.broadcast)
+		bc.stop()
+		if ctx.Err() != nil {
+			return
+		}
+		if !errors.Is(err, ErrWatcherTooSlow) {
+			// The Backend stopped: each stream reports it from its own watch.
+			bc.s.log.Info("watch broadcast ended", zap.Error(err))
+			return
+		}
+		bc.s.log.Info("watch broadcast fell behind; starting again from the current snapshot")
+	}
+}
+
+// stop hands every stream back to its own watch.
+func (bc *broadcaster) stop() {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	bc.running = false
+	for st := range bc.parked {
+		delete(bc.parked, st)
+		bc.wake(st, parkEnd{sent: bc.head})
+	}
+	for st, sent := range bc.pending {
+		delete(bc.pending, st)
+		bc.wake(st, parkEnd{sent: sent})
+	}
+}
+
+// broadcast writes batch to the parked streams. It never blocks on a
+// reader.
+func (bc *broadcaster) broadcast(batch []events.Snapshot) error {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	last := batch[len(batch)-1].Seq
+	if bc.known {
+		for len(batch) > 0 && batch[0].Seq <= bc.head {
+			batch = batch[1:]
+		}
+		if len(batch) > 0 && len(bc.parked) > 0 {
+			bc.write(batch, last)
+		}
+	}
+	bc.known = true
+	bc.head = max(bc.head, last)
+	for st, sent := range bc.pending {
+		switch {
+		case sent == bc.head:
+			delete(bc.pending, st)
+			bc.parked[st] = struct{}{}
+		case sent < bc.head:
+			// It missed the batch: its own watch has what it lacks.
+			delete(bc.pending, st)
+			bc.wake(st, parkEnd{sent: sent})
+		}
+	}
+	return nil
+}
+
+// write frames batch as one chunk and writes it to every parked stream.
+func (bc *broadcaster) write(batch []events.Snapshot, last uint64) {
+	if err := bc.frame(batch); err != nil {
+		// Each stream meets the error on its own watch and reports it.
+		for st := range bc.parked {
+			delete(bc.parked, st)
+			bc.wake(st, parkEnd{sent: bc.head})
+		}
+		return
+	}
+	for st := range bc.parked {
+		n, err := st.conn.tryWrite(bc.chunk)
+		if err == nil && n == len(bc.chunk) {
+			continue
+		}
+		delete(bc.parked, st)
+		end := parkEnd{sent: last, again: true}
+		if err == nil || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+			end.rest = bytes.Clone(bc.chunk[n:])
+		} else {
+			end.err = err
+		}
+		bc.wake(st, end)
+	}
+}
+
+// frame sets chunk to batch's lines framed as one chunk of the body, as
+// hijackedConn.frame does.
+func (bc *broadcaster) frame(batch []events.Snapshot) error {
+	size := 0
+	for i := range batch {
+		line, err := bc.s.shared.line(&batch[i])
+		if err != nil {
+			return err
+		}
+		size += len(line)
+	}
+	c := strconv.AppendUint(bc.chunk[:0], uint64(size), 16)
+	c = append(c, crlf...)
+	for i := range batch {
+		line, _ := bc.s.shared.line(&batch[i]) // encoded just above
+		c = append(c, line...)
+	}
+	bc.chunk = append(c, crlf...)
+	return nil
+}
+
+// wake ends st's parking; bc.mu is held and st was just removed from the
+// sets, so st is woken once per park and the send never blocks.
+func (bc *broadcaster) wake(st *stream, end parkEnd) { st.parkEnd <- end }
+
+// parkable says whether st, sent up to sent, may park now (park checks
+// again), and in which epoch. A stream at seq 0 has no seq to resume from,
+// and stays.
+func (bc *broadcaster) parkable(st *stream, sent uint64) (epoch uint64, ok bool) {
+	if st.conn == nil || st.conn.raw == nil || sent == 0 {
+		return 0, false
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return bc.epoch, bc.running && bc.known && sent >= bc.head
+}
+
+// park parks st, which has been sent everything up to sent, until the
+// broadcaster hands it back or st's context ends, and returns the seq st
+// has been sent up to by then, or the error that ended the stream. It
+// returns at once for a stream the broadcaster has gone past, one before
+// the broadcast's first batch, and one whose Watch ended in an earlier
+// epoch: the broadcast started again because it fell behind, and the
+// stream's own Watch checks that the stream did not.
+func (bc *broadcaster) park(st *stream, sent, epoch uint64) (uint64, error) {
+	if st.parkEnd == nil {
+		st.parkEnd = make(chan parkEnd, 1)
+	}
+	for {
+		// The broadcaster's writes do not wait, and a deadline left from
+		// the last write would fail them once it passed.
+		st.setWriteDeadline(time.Time{})
+		bc.mu.Lock()
+		switch {
+		case bc.epoch != epoch:
+			bc.mu.Unlock()
+			return sent, nil
+		case bc.running && bc.known && sent == bc.head:
+			bc.parked[st] = struct{}{}
+		case bc.running && bc.known && sent > bc.head:
+			bc.pending[st] = sent
+		default:
+			bc.mu.Unlock()
+			return sent, nil
+		}
+		bc.mu.Unlock()
+		var end parkEnd
+		select {
+		case end = <-st.parkEnd:
+		case <-st.ctx.Done():
+			bc.mu.Lock()
+			_, p := bc.parked[st]
+			_, q := bc.pending[st]
+			delete(bc.parked, st)
+			delete(bc.pending, st)
+			bc.mu.Unlock()
+			if !p && !q {
+				<-st.parkEnd // woken meanwhile: its write no longer matters
+			}
+			return sent, st.ctx.Err()
+		}
+		sent = end.sent
+		if end.err != nil {
+			st.werr = end.err
+			return sent, end.err
+		}
+		if len(end.rest) > 0 {
+			if err := st.writeRest(end.rest); err != nil {
+				return sent, err
+			}
+		}
+		if !end.again {
+			return sent, nil
+		}
+	}
+}
+
+// tryWrite writes b with one write(2) that does not wait for room: it
+// returns how much was written and EAGAIN when the socket was full.
+func (c *hijackedConn) tryWrite(b []byte) (n int, err error) {
+	werr := c.raw.Write(func(fd uintptr) bool {
+		n, err = syscall.Write(int(fd), b)
+		return true
+	})
+	if werr != nil {
+		return 0, werr
+	}
+	return max(n, 0), err
+}
+
+// writeRest writes the end of a chunk the broadcaster began, within
+// StreamWriteTimeout.
+func (st *stream) writeRest(b []byte) error {
+	st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
+	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
+		return err
+	}
+	if _, err := st.conn.w.Write(b); err != nil {
+		st.werr = err
+		return err
+	}
+	return nil
+}
