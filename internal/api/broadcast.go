@@ -44,12 +44,13 @@ type broadcaster struct {
 	chunk []byte // the framed batch, reused
 }
 
-// parkEnd is what a parked stream is woken with.
+// parkEnd is how a parked stream is handed back.
 type parkEnd struct {
 	sent  uint64 // the stream has been sent up to this seq, rest included
 	rest  []byte // the part of the last chunk the broadcaster could not write
-	again bool   // the stream may park again at sent
-	err   error  // the broadcaster's write failed: the reader is gone
+	again bool   // the stream may park again at sent, in epoch
+	epoch uint64
+	err   error // the broadcaster's write failed: the reader is gone
 }
 
 // parkAt ends a stream's Watch so that the stream parks, sent up to seq,
@@ -107,11 +108,11 @@ func (bc *broadcaster) stop() {
 	bc.running = false
 	for st := range bc.parked {
 		delete(bc.parked, st)
-		bc.wake(st, parkEnd{sent: bc.head})
+		bc.handBack(st, parkEnd{sent: bc.head})
 	}
 	for st, sent := range bc.pending {
 		delete(bc.pending, st)
-		bc.wake(st, parkEnd{sent: sent})
+		bc.handBack(st, parkEnd{sent: sent})
 	}
 }
 
@@ -142,7 +143,7 @@ func (bc *broadcaster) broadcast(batch []events.Snapshot) error {
 		case sent < bc.head:
 			// It missed the batch: its own watch has what it lacks.
 			delete(bc.pending, st)
-			bc.wake(st, parkEnd{sent: sent})
+			bc.handBack(st, parkEnd{sent: sent})
 		}
 	}
 	return nil
@@ -154,7 +155,7 @@ func (bc *broadcaster) write(batch []events.Snapshot, last uint64) {
 		// Each stream meets the error on its own watch and reports it.
 		for st := range bc.parked {
 			delete(bc.parked, st)
-			bc.wake(st, parkEnd{sent: bc.head})
+			bc.handBack(st, parkEnd{sent: bc.head})
 		}
 		return
 	}
@@ -164,13 +165,13 @@ func (bc *broadcaster) write(batch []events.Snapshot, last uint64) {
 			continue
 		}
 		delete(bc.parked, st)
-		end := parkEnd{sent: last, again: true}
+		end := parkEnd{sent: last, again: true, epoch: bc.epoch}
 		if err == nil || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
 			end.rest = bytes.Clone(bc.chunk[n:])
 		} else {
 			end.err = err
 		}
-		bc.wake(st, end)
+		bc.handBack(st, end)
 	}
 }
 
@@ -195,9 +196,12 @@ func (bc *broadcaster) frame(batch []events.Snapshot) error {
 	return nil
 }
 
-// wake ends st's parking; bc.mu is held and st was just removed from the
-// sets, so st is woken once per park and the send never blocks.
-func (bc *broadcaster) wake(st *stream, end parkEnd) { st.parkEnd <- end }
+// handBack gives st, just removed from the sets (bc.mu is held), a
+// goroutine again, to go on from end.
+func (bc *broadcaster) handBack(st *stream, end parkEnd) {
+	st.stopCtxWatch()
+	go bc.s.driveHijacked(st, end.sent, &end)
+}
 
 // parkable says whether st, sent up to sent, may park now (park checks
 // again), and in which epoch. A stream at seq 0 has no seq to resume from,
@@ -211,63 +215,44 @@ func (bc *broadcaster) parkable(st *stream, sent uint64) (epoch uint64, ok bool)
 	return bc.epoch, bc.running && bc.known && sent >= bc.head
 }
 
-// park parks st, which has been sent everything up to sent, until the
-// broadcaster hands it back or st's context ends, and returns the seq st
-// has been sent up to by then, or the error that ended the stream. It
-// returns at once for a stream the broadcaster has gone past, one before
-// the broadcast's first batch, and one whose Watch ended in an earlier
-// epoch: the broadcast started again because it fell behind, and the
-// stream's own Watch checks that the stream did not.
-func (bc *broadcaster) park(st *stream, sent, epoch uint64) (uint64, error) {
-	if st.parkEnd == nil {
-		st.parkEnd = make(chan parkEnd, 1)
+// park parks st, which has been sent everything up to sent, and reports
+// whether it did; from then on the broadcast owns st, until it hands st
+// back (handBack), which it also does when st's context ends. It does not
+// park a stream the broadcast has gone past, one before the broadcast's
+// first batch, or one whose Watch ended in an earlier epoch: the broadcast
+// started again because it fell behind, and the stream's own Watch checks
+// that the stream did not.
+func (bc *broadcaster) park(st *stream, sent, epoch uint64) bool {
+	// The broadcaster's writes do not wait, and a deadline left from the
+	// last write would fail them once it passed.
+	st.setWriteDeadline(time.Time{})
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	switch {
+	case bc.epoch != epoch || !bc.running || !bc.known || sent < bc.head:
+		return false
+	case sent == bc.head:
+		bc.parked[st] = struct{}{}
+	default:
+		bc.pending[st] = sent
 	}
-	for {
-		// The broadcaster's writes do not wait, and a deadline left from
-		// the last write would fail them once it passed.
-		st.setWriteDeadline(time.Time{})
-		bc.mu.Lock()
-		switch {
-		case bc.epoch != epoch:
-			bc.mu.Unlock()
-			return sent, nil
-		case bc.running && bc.known && sent == bc.head:
-			bc.parked[st] = struct{}{}
-		case bc.running && bc.known && sent > bc.head:
-			bc.pending[st] = sent
-		default:
-			bc.mu.Unlock()
-			return sent, nil
-		}
-		bc.mu.Unlock()
-		var end parkEnd
-		select {
-		case end = <-st.parkEnd:
-		case <-st.ctx.Done():
-			bc.mu.Lock()
-			_, p := bc.parked[st]
-			_, q := bc.pending[st]
-			delete(bc.parked, st)
-			delete(bc.pending, st)
-			bc.mu.Unlock()
-			if !p && !q {
-				<-st.parkEnd // woken meanwhile: its write no longer matters
-			}
-			return sent, st.ctx.Err()
-		}
-		sent = end.sent
-		if end.err != nil {
-			st.werr = end.err
-			return sent, end.err
-		}
-		if len(end.rest) > 0 {
-			if err := st.writeRest(end.rest); err != nil {
-				return sent, err
-			}
-		}
-		if !end.again {
-			return sent, nil
-		}
+	st.stopCtxWatch = context.AfterFunc(st.ctx, func() { bc.cancel(st) })
+	return true
+}
+
+// cancel hands st back, if it is still parked, once its context ended:
+// its goroutine then ends the stream.
+func (bc *broadcaster) cancel(st *stream) {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	sent, ok := bc.head, false
+	if _, ok = bc.parked[st]; ok {
+		delete(bc.parked, st)
+	} else if sent, ok = bc.pending[st]; ok {
+		delete(bc.pending, st)
+	}
+	if ok {
+		bc.handBack(st, parkEnd{sent: sent})
 	}
 }
 

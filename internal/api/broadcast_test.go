@@ -13,7 +13,7 @@ import (
 )
 
 // waitFor polls cond until it holds or wait passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -123,11 +123,16 @@ func TestBroadcastFallingBehindLosesNothing(t *testing.T) {
 		ws[i] = parkedWatch(t, srv, c, ctx, i+1)
 	}
 	b.CutBroadcast()
+	waitFor(t, "the streams are handed back", func() bool { return srv.Server.ParkedForTest() == 0 })
 	publish(b, 10)
 	readAll(t, ws, 1, 11)
+	// A stream parks after a change once the broadcast runs again.
+	waitFor(t, "the broadcast runs again", srv.Server.BroadcastingForTest)
+	publish(b, 1)
+	readAll(t, ws, 11, 12)
 	waitFor(t, "the streams park again", func() bool { return srv.Server.ParkedForTest() == watchers })
 	publish(b, 10)
-	readAll(t, ws, 11, 21)
+	readAll(t, ws, 12, 22)
 }
 
 // A parked stream whose reader hangs up frees its slot without a change

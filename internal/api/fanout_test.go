@@ -22,6 +22,7 @@ import (
 func fanout(tb testing.TB, n, rounds int) []time.Duration {
 	tb.Helper()
 	b := apitest.NewBackendFrom(apitest.Sample())
+	b.Publish() // a seq to park at: idle streams are parked with the broadcast
 	srv := apitest.Serve(tb, b, api.ServerOptions{MaxStreams: n})
 	type seen struct {
 		seq uint64
@@ -124,7 +125,9 @@ func idleWatcherCost(tb testing.TB, n int) (bytesPer, stackPer, goroutinesPer fl
 	tb.Helper()
 	b := apitest.NewBackendFrom(apitest.Sample())
 	b.WatchBuffer = 1 // the fake's per-watcher queue is not the server's cost
+	b.Publish()       // a seq to park at: idle streams are parked with the broadcast
 	srv := apitest.Serve(tb, b, api.ServerOptions{MaxStreams: n})
+	waitFor(tb, "the broadcast runs", srv.Server.BroadcastingForTest)
 	inUse := func() (uint64, uint64, int) {
 		runtime.GC()
 		runtime.GC()
@@ -154,6 +157,7 @@ func idleWatcherCost(tb testing.TB, n int) (bytesPer, stackPer, goroutinesPer fl
 			got += k
 		}
 	}
+	waitFor(tb, "every stream is parked", func() bool { return srv.Server.ParkedForTest() == n })
 	after, s1, g1 := inUse()
 	for _, c := range conns {
 		c.Close()

@@ -102,17 +102,34 @@ func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request) (*stream, 
 // handler returns and net/http lets go of the connection's buffers.
 func (s *Server) serveHijacked(st *stream, since uint64, release func()) {
 	s.active.add(1)
-	go func() {
-		defer s.active.add(-1)
-		defer st.conn.Close()
-		defer release()
-		defer func() {
-			if v := recover(); v != nil {
-				s.log.Error("watch stream panicked", zap.String("uri", st.uri), zap.Any("panic", v), zap.StackSkip("stack", 1))
-			}
-		}()
-		s.runWatch(st, since, release)
+	st.release = release
+	go s.driveHijacked(st, since, nil)
+}
+
+// driveHijacked runs st's watch until the stream ends, or parks: a parked
+// stream has no goroutine, and the broadcast starts a new one here when it
+// hands the stream back (back).
+func (s *Server) driveHijacked(st *stream, since uint64, back *parkEnd) {
+	ended := true
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("watch stream panicked", zap.String("uri", st.uri), zap.Any("panic", v), zap.StackSkip("stack", 1))
+		}
+		if ended {
+			st.release()
+			st.conn.Close()
+			s.active.add(-1)
+		}
 	}()
+	if back == nil {
+		st.start() // the reader's request returns even when the first line waits
+	}
+	err := s.watchFrom(st, since, back)
+	if errors.Is(err, errParked) {
+		ended = false
+		return
+	}
+	s.endWatch(st, since, st.release, err)
 }
 
 // Close ends the stream's context and closes the connection.

@@ -43,10 +43,47 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 }
 
 // runWatch sends the Backend's snapshots on st until the watch ends, then
-// ends the stream.
+// ends the stream. It serves the streams that cannot park.
 func (s *Server) runWatch(st *stream, since uint64, release func()) {
-	defer st.close()
 	st.start() // the reader's request returns even when the first line waits
+	s.endWatch(st, since, release, s.watchFrom(st, since, nil))
+}
+
+// endWatch ends st after its watch from since returned err.
+func (s *Server) endWatch(st *stream, since uint64, release func(), err error) {
+	if errors.Is(err, ErrWatcherTooSlow) {
+		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
+	}
+	release()
+	st.finish(err)
+}
+
+// errParked is returned by watchFrom once st is parked with the broadcast,
+// which owns it from then on: the goroutine that ran it returns.
+var errParked = errors.New("api: the stream is parked")
+
+// watchFrom sends the Backend's snapshots after since on st until the
+// watch ends or st parks. back, when non-nil, is how the broadcast handed
+// st back: the stream goes on from there.
+func (s *Server) watchFrom(st *stream, since uint64, back *parkEnd) error {
+	if back != nil {
+		if back.err != nil {
+			st.werr = back.err
+			return back.err
+		}
+		if err := st.ctx.Err(); err != nil {
+			return err
+		}
+		if len(back.rest) > 0 {
+			if err := st.writeRest(back.rest); err != nil {
+				return err
+			}
+		}
+		since = back.sent
+		if back.again && s.bc.park(st, since, back.epoch) {
+			return errParked
+		}
+	}
 	// A watcher that lags gets what it missed in one write: a change
 	// commits several events within milliseconds (the controllers answer
 	// it), and a write per line made each one a syscall and a wake-up of
@@ -71,8 +108,8 @@ func (s *Server) runWatch(st *stream, since uint64, release func()) {
 		}
 		return nil
 	}
-	var err error
 	for {
+		var err error
 		if rw, ok := s.b.(ReadyWatcher); ok && st.conn != nil {
 			// The turn is taken before the batch is collected (see
 			// ReadyWatcher); writeInTurn gives it back.
@@ -81,21 +118,17 @@ func (s *Server) runWatch(st *stream, since uint64, release func()) {
 		} else {
 			err = s.b.Watch(st.ctx, since, send)
 		}
-		var p parkAt
-		if !errors.As(err, &p) {
-			break
+		p, ok := err.(parkAt) //nolint:errorlint // fn's error, returned as it is
+		if !ok && !errors.As(err, &p) {
+			return err
 		}
-		// The stream is parked outside the Backend's Watch, which holds
-		// nothing for it meanwhile, and goes on from what it was sent.
-		if since, err = s.bc.park(st, p.seq, p.epoch); err != nil {
-			break
+		// The stream parks outside the Backend's Watch, which holds
+		// nothing for it meanwhile; if it cannot, it goes on from there.
+		if s.bc.park(st, p.seq, p.epoch) {
+			return errParked
 		}
+		since = p.seq
 	}
-	if errors.Is(err, ErrWatcherTooSlow) {
-		s.log.Info("watch cut off: reader fell behind", zap.Uint64("since", since))
-	}
-	release()
-	st.finish(err)
 }
 
 // events serves GET /v1/events?since=&limit=&follow=: one envelope a line,
@@ -187,7 +220,8 @@ type stream struct {
 
 	lines [8][]byte // a batch's lines, reused
 
-	parkEnd chan parkEnd // wakes the stream parked with the broadcaster
+	release      func()      // its stream slot's (hijacked streams)
+	stopCtxWatch func() bool // while parked: stops the hand-back when ctx ends
 
 	uri        string          // the request's, for the log
 	stop       context.Context // Serve's ctx; nil outside Serve

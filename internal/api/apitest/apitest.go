@@ -295,7 +295,7 @@ func (b *Backend) Watch(ctx context.Context, since uint64, fn func([]events.Snap
 
 	if len(first) > 0 {
 		if err := fn(first); err != nil {
-			return err
+			return b.parkedOrCut(w, err)
 		}
 	}
 	for {
@@ -319,10 +319,21 @@ func (b *Backend) Watch(ctx context.Context, since uint64, fn func([]events.Snap
 				}
 			}
 			if err := fn(batch); err != nil {
-				return err
+				return b.parkedOrCut(w, err)
 			}
 		}
 	}
+}
+
+// parkedOrCut returns fn's error err, unless the stream parks after w was
+// cut off: then it is cut off, as it would have been a moment later.
+func (b *Backend) parkedOrCut(w *sub, err error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w.tooSlow && errors.Is(err, api.ErrStreamParked) {
+		return api.ErrWatcherTooSlow
+	}
+	return err
 }
 
 func (b *Backend) unsubscribe(w *sub) {
