@@ -96,17 +96,24 @@ func publish(b *apitest.Backend, n int) {
 	}
 }
 
+// parkedWatches serves b with history and opens n watches, all parked.
+func parkedWatches(t *testing.T, b *apitest.Backend, n int) (*apitest.Served, []*client.Watcher) {
+	t.Helper()
+	srv, c := serveWithHistory(t, b, api.ServerOptions{})
+	ctx := testCtx(t)
+	ws := make([]*client.Watcher, n)
+	for i := range ws {
+		ws[i] = parkedWatch(t, srv, c, ctx, i+1)
+	}
+	return srv, ws
+}
+
 // Parked streams get every seq once and in order, from the broadcast or,
 // handed back, from their own watch.
 func TestParkedWatchersSeeEverySeqOnce(t *testing.T) {
 	const watchers, total = 20, 400
 	b := apitest.NewBackend()
-	srv, c := serveWithHistory(t, b, api.ServerOptions{})
-	ctx := testCtx(t)
-	ws := make([]*client.Watcher, watchers)
-	for i := range ws {
-		ws[i] = parkedWatch(t, srv, c, ctx, i+1)
-	}
+	_, ws := parkedWatches(t, b, watchers)
 	go publish(b, total)
 	readAll(t, ws, 1, total+1)
 }
@@ -116,12 +123,7 @@ func TestParkedWatchersSeeEverySeqOnce(t *testing.T) {
 func TestBroadcastFallingBehindLosesNothing(t *testing.T) {
 	const watchers = 5
 	b := apitest.NewBackend()
-	srv, c := serveWithHistory(t, b, api.ServerOptions{})
-	ctx := testCtx(t)
-	ws := make([]*client.Watcher, watchers)
-	for i := range ws {
-		ws[i] = parkedWatch(t, srv, c, ctx, i+1)
-	}
+	srv, ws := parkedWatches(t, b, watchers)
 	b.CutBroadcast()
 	waitFor(t, "the streams are handed back", func() bool { return srv.Server.ParkedForTest() == 0 })
 	publish(b, 10)
