@@ -136,6 +136,19 @@ func fakeK3sBinary(t *testing.T) string {
 	return bin
 }
 
+// waitK3sListening waits until the fake k3s has logged that it listens on
+// port, and returns that line. The port listens a moment earlier: the fake
+// writes its kubeconfig and starts its helper before it logs.
+func waitK3sListening(t *testing.T, p paths.Paths, port int) string {
+	t.Helper()
+	line := "fake k3s: listening on 127.0.0.1:" + strconv.Itoa(port)
+	eventually(t, 10*time.Second, "k3s logs that it listens", func() bool {
+		b, _ := os.ReadFile(newK3sLayout(p).log)
+		return strings.Contains(string(b), line)
+	})
+	return line
+}
+
 // newK3sTestDriver is newTestDriver that also closes the k3s watchers
 // (Driver.Close does not yet).
 func newK3sTestDriver(t *testing.T, p paths.Paths) *Driver {
@@ -247,6 +260,7 @@ func TestK3sLifecycle(t *testing.T) {
 				t.Fatalf("k3s does not lead its own process group: %+v, %v", st, err)
 			}
 			eventually(t, 10*time.Second, "k3s listens on its port", func() bool { return listensOn(info.PID, cfg.Port) })
+			waitK3sListening(t, p, cfg.Port) // its kubeconfig is written by then
 			if fi, err := os.Stat(p.K3sConfig); err != nil || fi.Mode().Perm() != 0o600 {
 				t.Fatalf("kubeconfig %s: %v, %v", p.K3sConfig, fi, err)
 			}
@@ -300,7 +314,7 @@ func TestK3sExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "k3s listens", func() bool { return listensOn(info.PID, cfg.Port) })
+	listening := waitK3sListening(t, p, cfg.Port)
 	if err := syscall.Kill(info.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +324,7 @@ func TestK3sExit(t *testing.T) {
 	if err != nil || got.Running {
 		t.Fatalf("InspectKubernetes = %+v, %v", got, err)
 	}
-	for _, s := range []string{"signal: killed", "fake k3s: listening on 127.0.0.1:" + strconv.Itoa(cfg.Port), "k3s.log"} {
+	for _, s := range []string{"signal: killed", listening, "k3s.log"} {
 		if !strings.Contains(got.Message, s) {
 			t.Errorf("Message lacks %q:\n%s", s, got.Message)
 		}
