@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -22,11 +21,11 @@ import (
 // change, so that its five events went out as up to five waves.
 //
 // A stream that has sent everything and whose reader keeps up is parked
-// instead: its goroutine waits on a channel, and one broadcaster goroutine
-// writes each batch of new snapshots, framed once as one chunk, to every
-// parked stream's socket with one non-blocking write(2). A stream whose
-// socket cannot take the whole chunk at once (a reader that fell behind) is
-// handed back to its goroutine with the rest of the chunk, and goes on as
+// instead: it holds no goroutine, and one broadcaster goroutine writes each
+// batch of new snapshots, framed once as one chunk, to every parked
+// stream's socket with one non-blocking write(2). A stream whose socket
+// cannot take the whole chunk at once (a reader that fell behind) is handed
+// back to a goroutine of its own with the rest of the chunk, and goes on as
 // before: its writes block with a deadline and take turns.
 
 // broadcaster writes every batch of snapshots to the parked streams.
@@ -37,11 +36,14 @@ type broadcaster struct {
 	running bool   // run is watching the Backend: streams may park
 	epoch   uint64 // counts run's watches: a stream parks in the one it saw
 	known   bool   // head is the seq of the Backend's last batch seen
-	head    uint64 // every parked stream has been sent up to head
-	parked  map[*stream]struct{}
-	pending map[*stream]uint64 // sent up to a seq above head: parked once head gets there
+	head    uint64
+	// parked holds the seq each parked stream has been sent up to: head,
+	// or above it until the broadcast gets there (the stream read the
+	// Backend ahead of it).
+	parked map[*stream]uint64
 
-	chunk []byte // the framed batch, reused
+	lines [][]byte // the batch's encoded lines, reused
+	chunk []byte   // the framed batch, reused
 }
 
 // parkEnd is how a parked stream is handed back.
@@ -73,8 +75,7 @@ func IsBroadcast(ctx context.Context) bool {
 
 func (bc *broadcaster) init(s *Server) {
 	bc.s = s
-	bc.parked = map[*stream]struct{}{}
-	bc.pending = map[*stream]uint64{}
+	bc.parked = map[*stream]uint64{}
 }
 
 // run watches the Backend until ctx ends, broadcasting each batch. A watch
@@ -106,12 +107,13 @@ func (bc *broadcaster) stop() {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	bc.running = false
-	for st := range bc.parked {
+	bc.handBackAll()
+}
+
+// handBackAll hands every parked stream back; bc.mu is held.
+func (bc *broadcaster) handBackAll() {
+	for st, sent := range bc.parked {
 		delete(bc.parked, st)
-		bc.handBack(st, parkEnd{sent: bc.head})
-	}
-	for st, sent := range bc.pending {
-		delete(bc.pending, st)
 		bc.handBack(st, parkEnd{sent: sent})
 	}
 }
@@ -125,74 +127,74 @@ func (bc *broadcaster) broadcast(batch []events.Snapshot) error {
 		return nil
 	}
 	last := batch[len(batch)-1].Seq
-	if bc.known {
-		for len(batch) > 0 && batch[0].Seq <= bc.head {
-			batch = batch[1:]
-		}
-		if len(batch) > 0 && len(bc.parked) > 0 {
-			bc.write(batch, last)
-		}
+	if !bc.known {
+		// The first batch: nothing is parked before it (park needs known).
+		bc.known, bc.head = true, last
+		return nil
 	}
-	bc.known = true
-	bc.head = max(bc.head, last)
-	for st, sent := range bc.pending {
+	for len(batch) > 0 && batch[0].Seq <= bc.head {
+		batch = batch[1:]
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	prev := bc.head
+	bc.head = last
+	if len(bc.parked) == 0 {
+		return nil
+	}
+	if err := bc.frame(batch); err != nil {
+		// Each stream meets the error on its own watch and reports it.
+		bc.handBackAll()
+		return nil
+	}
+	for st, sent := range bc.parked {
 		switch {
-		case sent == bc.head:
-			delete(bc.pending, st)
-			bc.parked[st] = struct{}{}
-		case sent < bc.head:
-			// It missed the batch: its own watch has what it lacks.
-			delete(bc.pending, st)
+		case sent == prev:
+			bc.write(st, last)
+		case sent < last:
+			// It parked ahead of the broadcast, but not as far as this
+			// batch goes: its own watch has what it lacks.
+			delete(bc.parked, st)
 			bc.handBack(st, parkEnd{sent: sent})
 		}
 	}
 	return nil
 }
 
-// write frames batch as one chunk and writes it to every parked stream.
-func (bc *broadcaster) write(batch []events.Snapshot, last uint64) {
-	if err := bc.frame(batch); err != nil {
-		// Each stream meets the error on its own watch and reports it.
-		for st := range bc.parked {
-			delete(bc.parked, st)
-			bc.handBack(st, parkEnd{sent: bc.head})
-		}
+// write writes the framed batch, which ends at seq last, to st.
+func (bc *broadcaster) write(st *stream, last uint64) {
+	n, err := st.conn.tryWrite(bc.chunk)
+	if err == nil && n == len(bc.chunk) {
+		bc.parked[st] = last
 		return
 	}
-	for st := range bc.parked {
-		n, err := st.conn.tryWrite(bc.chunk)
-		if err == nil && n == len(bc.chunk) {
-			continue
-		}
-		delete(bc.parked, st)
-		end := parkEnd{sent: last, again: true, epoch: bc.epoch}
-		if err == nil || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
-			end.rest = bytes.Clone(bc.chunk[n:])
-		} else {
-			end.err = err
-		}
-		bc.handBack(st, end)
+	delete(bc.parked, st)
+	end := parkEnd{sent: last, again: true, epoch: bc.epoch}
+	if err == nil || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+		end.rest = bytes.Clone(bc.chunk[n:])
+	} else {
+		end.err = err
 	}
+	bc.handBack(st, end)
 }
 
-// frame sets chunk to batch's lines framed as one chunk of the body, as
-// hijackedConn.frame does.
+// frame sets chunk to batch's lines framed as one chunk of the body.
 func (bc *broadcaster) frame(batch []events.Snapshot) error {
-	size := 0
+	bc.lines = bc.lines[:0]
 	for i := range batch {
 		line, err := bc.s.shared.line(&batch[i])
 		if err != nil {
 			return err
 		}
-		size += len(line)
+		bc.lines = append(bc.lines, line)
 	}
-	c := strconv.AppendUint(bc.chunk[:0], uint64(size), 16)
-	c = append(c, crlf...)
-	for i := range batch {
-		line, _ := bc.s.shared.line(&batch[i]) // encoded just above
+	c := appendChunkSize(bc.chunk[:0], bc.lines)
+	for _, line := range bc.lines {
 		c = append(c, line...)
 	}
 	bc.chunk = append(c, crlf...)
+	clear(bc.lines) // the lines are the Server's; do not keep them
 	return nil
 }
 
@@ -228,14 +230,10 @@ func (bc *broadcaster) park(st *stream, sent, epoch uint64) bool {
 	st.setWriteDeadline(time.Time{})
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
-	switch {
-	case bc.epoch != epoch || !bc.running || !bc.known || sent < bc.head:
+	if bc.epoch != epoch || !bc.running || !bc.known || sent < bc.head {
 		return false
-	case sent == bc.head:
-		bc.parked[st] = struct{}{}
-	default:
-		bc.pending[st] = sent
 	}
+	bc.parked[st] = sent
 	st.stopCtxWatch = context.AfterFunc(st.ctx, func() { bc.cancel(st) })
 	return true
 }
@@ -245,13 +243,8 @@ func (bc *broadcaster) park(st *stream, sent, epoch uint64) bool {
 func (bc *broadcaster) cancel(st *stream) {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
-	sent, ok := bc.head, false
-	if _, ok = bc.parked[st]; ok {
+	if sent, ok := bc.parked[st]; ok {
 		delete(bc.parked, st)
-	} else if sent, ok = bc.pending[st]; ok {
-		delete(bc.pending, st)
-	}
-	if ok {
 		bc.handBack(st, parkEnd{sent: sent})
 	}
 }

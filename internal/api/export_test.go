@@ -24,7 +24,7 @@ func (s *Server) StreamsForTest() int {
 func (s *Server) ParkedForTest() int {
 	s.bc.mu.Lock()
 	defer s.bc.mu.Unlock()
-	return len(s.bc.parked) + len(s.bc.pending)
+	return len(s.bc.parked)
 }
 
 // BroadcastingForTest says whether the broadcast has its first batch:

@@ -18,9 +18,10 @@ import (
 // by net/http, each held a connection goroutine (deep in the handler's
 // stack), a background-read goroutine, 4 KiB read and write buffers and a
 // 2 KiB chunking buffer: about 35 KiB a watcher (issue 10). Taken over, a
-// watcher holds two small goroutines (one waits for the Backend, one for
-// the reader to hang up) and its connection; each batch of lines goes out
-// as one chunk in one writev(2), with no copy of the shared encoding.
+// watcher holds its connection and one small goroutine that waits for the
+// reader to hang up, plus, while it is not parked with the broadcast
+// (broadcast.go), one that waits for the Backend; each batch of lines goes
+// out as one chunk in one writev(2), with no copy of the shared encoding.
 
 // hijackedConn is a watch stream's connection taken over from net/http.
 // The stream writes the HTTP/1.1 response itself: a chunked body and
@@ -157,12 +158,17 @@ func (c *hijackedConn) writeChunk(lines ...[]byte) error {
 
 // frame sets bufs to lines framed as one chunk.
 func (c *hijackedConn) frame(lines ...[]byte) {
+	size := appendChunkSize(c.size[:0], lines)
+	c.bufs = append(append(append(c.iov[:0], size), lines...), crlf)
+}
+
+// appendChunkSize appends the size line of a chunk made of lines.
+func appendChunkSize(dst []byte, lines [][]byte) []byte {
 	n := 0
 	for _, l := range lines {
 		n += len(l)
 	}
-	size := append(strconv.AppendUint(c.size[:0], uint64(n), 16), '\r', '\n')
-	c.bufs = append(append(append(c.iov[:0], size), lines...), crlf)
+	return append(strconv.AppendUint(dst, uint64(n), 16), '\r', '\n')
 }
 
 func (c *hijackedConn) unframe() {
