@@ -265,8 +265,7 @@ func (c *hijackedConn) tryWrite(b []byte) (n int, err error) {
 // writeRest writes the end of a chunk the broadcaster began, within
 // StreamWriteTimeout.
 func (st *stream) writeRest(b []byte) error {
-	st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
-	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
+	if err := st.armWrite(st.s.opts.StreamWriteTimeout); err != nil {
 		return err
 	}
 	if _, err := st.conn.w.Write(b); err != nil {

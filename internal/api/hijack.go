@@ -195,16 +195,14 @@ func (st *stream) writeInTurn(lines ...[]byte) error {
 	if err := st.takeTurn(); err != nil {
 		return err
 	}
-	st.setWriteDeadline(time.Now().Add(turnTimeout))
-	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
+	if err := st.armWrite(turnTimeout); err != nil {
 		st.giveTurn()
 		return err
 	}
 	_, err := c.bufs.WriteTo(c.w) // what is written leaves bufs
 	st.giveTurn()
 	if errors.Is(err, os.ErrDeadlineExceeded) && st.ctx.Err() == nil {
-		st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
-		if err := st.ctx.Err(); err != nil {
+		if err := st.armWrite(st.s.opts.StreamWriteTimeout); err != nil {
 			return err
 		}
 		_, err = c.bufs.WriteTo(c.w)

@@ -36,10 +36,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, since uint64) {
 	defer release()
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
-	st := s.newStream(ctx, w, true)
-	st.uri, st.stop = r.URL.RequestURI(), stopContext(r)
-	st.readerGone = func() bool { return r.Context().Err() != nil }
-	s.runWatch(st, since, release)
+	s.runWatch(s.newStream(ctx, w, r, true), since, release)
 }
 
 // runWatch sends the Backend's snapshots on st until the watch ends, then
@@ -118,8 +115,8 @@ func (s *Server) watchFrom(st *stream, since uint64, back *parkEnd) error {
 		} else {
 			err = s.b.Watch(st.ctx, since, send)
 		}
-		p, ok := err.(parkAt) //nolint:errorlint // fn's error, returned as it is
-		if !ok && !errors.As(err, &p) {
+		var p parkAt
+		if !errors.As(err, &p) {
 			return err
 		}
 		// The stream parks outside the Backend's Watch, which holds
@@ -163,9 +160,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
-	st := s.newStream(ctx, w, follow)
-	st.uri, st.stop = r.URL.RequestURI(), stopContext(r)
-	st.readerGone = func() bool { return r.Context().Err() != nil }
+	st := s.newStream(ctx, w, r, follow)
 	defer st.close()
 	if follow {
 		st.start()
@@ -234,8 +229,13 @@ type stream struct {
 	closed   bool
 }
 
-func (s *Server) newStream(ctx context.Context, w http.ResponseWriter, flushEach bool) *stream {
-	st := &stream{s: s, w: w, rc: http.NewResponseController(w), ctx: ctx, flushEach: flushEach}
+// newStream returns a stream of r's response through w.
+func (s *Server) newStream(ctx context.Context, w http.ResponseWriter, r *http.Request, flushEach bool) *stream {
+	st := &stream{
+		s: s, w: w, rc: http.NewResponseController(w), ctx: ctx, flushEach: flushEach,
+		uri: r.URL.RequestURI(), stop: stopContext(r),
+		readerGone: func() bool { return r.Context().Err() != nil },
+	}
 	st.wakeOnDone()
 	return st
 }
@@ -247,6 +247,14 @@ func (st *stream) wakeOnDone() {
 		st.setWriteDeadline(time.Now())
 		close(st.woke)
 	})
+}
+
+// armWrite moves the write deadline to d from now and returns ctx's
+// error, checked after the deadline moved: a ctx that ends in between has
+// its wake (wakeOnDone) move the deadline to now, after this one.
+func (st *stream) armWrite(d time.Duration) error {
+	st.setWriteDeadline(time.Now().Add(d))
+	return st.ctx.Err()
 }
 
 func (st *stream) setWriteDeadline(t time.Time) {
@@ -308,8 +316,7 @@ func (st *stream) writeLines(lines ...[]byte) error {
 	if st.conn != nil {
 		return st.writeInTurn(lines...)
 	}
-	st.setWriteDeadline(time.Now().Add(st.s.opts.StreamWriteTimeout))
-	if err := st.ctx.Err(); err != nil { // checked after the deadline moved: see wakeOnDone
+	if err := st.armWrite(st.s.opts.StreamWriteTimeout); err != nil {
 		return err
 	}
 	if err := st.write(lines...); err != nil {
