@@ -37,7 +37,6 @@ func TestDaemonRecordsWhereTheDriverChoiceCameFrom(t *testing.T) {
 			stop := h.startDaemon(tc.args...)
 			c := client.New(h.e.paths.Socket)
 			snap, err := c.Status(context.Background())
-			c.CloseIdleConnections()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -121,7 +121,6 @@ func TestWhyReadsFromTheSpecChange(t *testing.T) {
 	h := newHarness(t)
 	h.serve(logBackend(t, "start.ndjson"))
 	c := client.New(h.e.paths.Socket)
-	defer c.CloseIdleConnections()
 	ctx := context.Background()
 	defer func(w uint64) { whyWindow = w }(whyWindow)
 	shorter := false

@@ -83,7 +83,6 @@ type watcher struct {
 
 func run(ctx context.Context, socket string, n, changes int) error {
 	cli := client.New(socket)
-	defer cli.CloseIdleConnections()
 	snap, err := cli.Status(ctx)
 	if err != nil {
 		return err

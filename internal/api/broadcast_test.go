@@ -52,7 +52,6 @@ func serveWithHistory(t *testing.T, b *apitest.Backend, opts api.ServerOptions) 
 	srv := apitest.Serve(t, b, opts)
 	waitFor(t, "the broadcast runs", srv.Server.BroadcastingForTest)
 	c := client.New(srv.Socket)
-	t.Cleanup(c.CloseIdleConnections)
 	return srv, c
 }
 

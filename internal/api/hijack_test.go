@@ -30,7 +30,6 @@ func TestStalledWatchersDoNotHoldUpOthers(t *testing.T) {
 		}
 	}
 	c := client.New(srv.Socket)
-	defer c.CloseIdleConnections()
 	w, err := c.Watch(testCtx(t), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +58,6 @@ func TestWatchHangUpFreesItsSlot(t *testing.T) {
 	b.WatchEnded = make(chan error, 1)
 	srv := apitest.Serve(t, b, api.ServerOptions{MaxStreams: 1})
 	c := client.New(srv.Socket)
-	defer c.CloseIdleConnections()
 	w, err := c.Watch(testCtx(t), 0)
 	if err != nil {
 		t.Fatal(err)

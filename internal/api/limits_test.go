@@ -234,7 +234,6 @@ func TestConnectionCapAnswers503(t *testing.T) {
 		t.Fatalf("after Connection: close: %v, want EOF", err)
 	}
 	c := client.New(srv.Socket)
-	defer c.CloseIdleConnections()
 	if _, err := c.Healthz(testCtx(t)); err != nil {
 		t.Fatalf("healthz once a slot is free: %v", err)
 	}
@@ -291,7 +290,6 @@ func TestStreamCapAnswers503(t *testing.T) {
 		t.Fatalf("healthz with %d streams open and MaxConns 2: %v", maxStreams, err)
 	}
 	x := client.New(srv.Socket) // one connection, kept alive across the refusals
-	defer x.CloseIdleConnections()
 	_, err := x.Watch(testCtx(t), 0)
 	if !client.IsUnavailable(err) || !strings.Contains(err.Error(), "3 watch and follow streams") {
 		t.Fatalf("watch over the cap = %v, want 503 Unavailable naming the cap", err)

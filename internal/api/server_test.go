@@ -45,7 +45,6 @@ func serve(t *testing.T, n int, opts api.ServerOptions) (*apitest.Backend, *apit
 	}
 	srv := apitest.Serve(t, b, opts)
 	c := client.New(srv.Socket)
-	t.Cleanup(c.CloseIdleConnections)
 	return b, srv, c
 }
 
@@ -441,7 +440,6 @@ func TestShutdownLetsInflightRequestFinish(t *testing.T) {
 	// New connections are refused once shutdown began (the socket is gone).
 	probe := client.New(srv.Socket)
 	for {
-		probe.CloseIdleConnections()
 		if _, err := probe.Healthz(testCtx(t)); client.IsDaemonNotRunning(err) {
 			break
 		}
@@ -511,7 +509,6 @@ func TestConcurrentClients(t *testing.T) {
 }
 
 func oneClient(ctx context.Context, c *client.Client, i int) error {
-	defer c.CloseIdleConnections()
 	w, err := c.Watch(ctx, 0)
 	if err != nil {
 		return err

@@ -86,7 +86,6 @@ func TestWatchResumeMissesNothing(t *testing.T) {
 	b.WatchBuffer = 8 // small, so that the reader is also cut off now and then
 	srv := apitest.Serve(t, b, api.ServerOptions{})
 	c := client.New(srv.Socket)
-	defer c.CloseIdleConnections()
 	ctx := testCtx(t)
 
 	w, err := c.Watch(ctx, 0)
@@ -154,7 +153,6 @@ func TestWatchCancelEndsHandler(t *testing.T) {
 	b.WatchEnded = make(chan error, 1)
 	srv := apitest.Serve(t, b, api.ServerOptions{})
 	c := client.New(srv.Socket)
-	defer c.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(testCtx(t))
 	w, err := c.Watch(ctx, 0)
 	if err != nil {
@@ -187,7 +185,6 @@ func TestWatchStalledReaderIsDisconnected(t *testing.T) {
 	b := apitest.NewBackend()
 	srv := apitest.Serve(t, b, api.ServerOptions{StreamWriteTimeout: 100 * time.Millisecond})
 	c := client.New(srv.Socket)
-	defer c.CloseIdleConnections()
 	w, err := c.Watch(testCtx(t), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -380,7 +377,6 @@ func TestConflictCarriesResumeSeq(t *testing.T) {
 	}
 	srv := apitest.Serve(t, &compactedBackend{Backend: b, through: 5}, api.ServerOptions{Version: "test"})
 	c := client.New(srv.Socket)
-	t.Cleanup(c.CloseIdleConnections)
 
 	status, _, body := do(t, srv.Socket, "GET", "/v1/events?since=2", nil)
 	if eb := wantErrorBody(t, status, body, 409, api.CodeConflict); eb.ResumeSeq != 5 {

@@ -38,7 +38,6 @@ func TestLoadWatchersSeeEveryChange(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			cli := client.New(td.paths.Socket)
-			defer cli.CloseIdleConnections()
 			w, err := cli.Watch(wctx, start.Seq)
 			if err != nil {
 				errs <- fmt.Errorf("watcher %d: %w", i, err)
@@ -73,7 +72,6 @@ func TestLoadWatchersSeeEveryChange(t *testing.T) {
 		go func(i int) {
 			defer writersWG.Done()
 			cli := client.New(td.paths.Socket)
-			defer cli.CloseIdleConnections()
 			for k := 0; k < setsEach; k++ {
 				r, err := cli.Set(ctx, api.SetRequest{Set: map[string]string{"kubernetes.version": versions[(i+k)%len(versions)]}})
 				if err != nil {

@@ -146,7 +146,6 @@ func TestConcurrentSets(t *testing.T) {
 			version := []string{"1.32.0", "1.33.1", "1.34.2", "1.35.1"}[i%4]
 			// Each client has its own connection to the socket, like separate CLI processes.
 			cli := client.New(in.path(".rd2", "rdd.sock"))
-			defer cli.CloseIdleConnections()
 			r, err := cli.Set(ctx, api.SetRequest{Set: map[string]string{
 				"containerEngine.name": engine, "kubernetes.version": version,
 			}, Command: fmt.Sprintf("client %d", i)})

@@ -18,7 +18,6 @@ func benchServer(b *testing.B) (*apitest.Backend, *client.Client) {
 	}
 	srv := apitest.Serve(b, be, api.ServerOptions{Version: "bench"})
 	c := client.New(srv.Socket)
-	b.Cleanup(c.CloseIdleConnections)
 	return be, c
 }
 
@@ -51,7 +50,6 @@ func BenchmarkRawStatusCold(b *testing.B) {
 		if _, err := c.RawStatus(ctx); err != nil {
 			b.Fatal(err)
 		}
-		c.CloseIdleConnections()
 	}
 }
 

@@ -101,10 +101,11 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	}
 	req.Close = true // the server need not keep the connection for us
 	var head bytes.Buffer
-	if err := req.Write(&head); err != nil {
-		return fail(fmt.Errorf("send %s %s to %s: %w", req.Method, req.URL.RequestURI(), c.socket, err))
+	err = req.Write(&head)
+	if err == nil {
+		_, err = conn.Write(head.Bytes())
 	}
-	if _, err := conn.Write(head.Bytes()); err != nil {
+	if err != nil {
 		return fail(fmt.Errorf("send %s %s to %s: %w", req.Method, req.URL.RequestURI(), c.socket, err))
 	}
 	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 16<<10), req)
@@ -164,10 +165,6 @@ func (c *Client) trusted(uid int) bool {
 
 // Socket returns the socket path the Client dials.
 func (c *Client) Socket() string { return c.socket }
-
-// CloseIdleConnections is a no-op kept for callers written against
-// connection reuse: no connection outlives its request.
-func (c *Client) CloseIdleConnections() {}
 
 // Healthz asks whether the daemon serves (GET /v1/healthz).
 func (c *Client) Healthz(ctx context.Context) (api.Health, error) {

@@ -83,7 +83,6 @@ func rawServer(t *testing.T, h http.HandlerFunc) *client.Client {
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 	c := client.New(sock)
-	t.Cleanup(c.CloseIdleConnections)
 	return c
 }
 
@@ -266,7 +265,6 @@ func TestClientConnectionPerRequest(t *testing.T) {
 		}
 	}()
 	c := client.New(sock)
-	defer c.CloseIdleConnections()
 	for range 10 {
 		if _, err := c.RawStatus(testCtx(t)); err != nil {
 			t.Fatal(err)
