@@ -18,6 +18,7 @@ import (
 	"github.com/rdd-project/rdd/internal/api/client"
 	"github.com/rdd-project/rdd/internal/events"
 	"github.com/rdd-project/rdd/internal/mounts"
+	"github.com/rdd-project/rdd/internal/proc"
 )
 
 var rddBin string
@@ -117,13 +118,12 @@ func (in *instance) teardown() {
 func (in *instance) killEngine() {
 	// The host driver runs the engine in its own process group; kill every
 	// process whose command line mentions this HOME.
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
+	pids, _ := proc.PIDs()
+	for _, pid := range pids {
+		if pid == os.Getpid() {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cmdline, err := proc.Cmdline(pid)
 		if err == nil && bytes.Contains(cmdline, []byte(in.home)) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,23 +39,18 @@ func (p procInfo) String() string {
 // home, with their parent, group and start time.
 func scanProcs(home string) []procInfo {
 	var out []procInfo
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
+	pids, _ := proc.PIDs()
+	for _, pid := range pids {
+		if pid == os.Getpid() {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cmdline, err := proc.Cmdline(pid)
 		if err != nil || !bytes.Contains(cmdline, []byte(home)) {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		st, err := proc.ReadStat(pid)
 		if err != nil {
 			continue // gone since
-		}
-		st, err := proc.ParseStat(string(stat))
-		if err != nil {
-			continue
 		}
 		out = append(out, procInfo{PID: pid, PPID: st.PPID, PGID: st.PGID, State: st.State, StartTicks: st.StartTicks, Cmdline: cmdline})
 	}

@@ -1,8 +1,8 @@
 // Package proc reads what rdd needs of a Linux process from /proc/<pid>/stat:
 // its state (a zombie is dead, though signal 0 still reaches it), its process
 // group, and its start time, which together with the pid identifies a process
-// across pid reuse. The host driver, the CLI's daemon checks and the test
-// harnesses share it.
+// across pid reuse; and it lists processes with their command lines. The
+// host driver, the CLI's daemon checks and the test harnesses share it.
 package proc
 
 import (
@@ -20,6 +20,27 @@ type Stat struct {
 	PPID       int    // field 4
 	PGID       int    // field 5
 	StartTicks uint64 // field 22: start time in clock ticks since boot
+}
+
+// PIDs lists the processes in /proc, this one included.
+func PIDs() ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// Cmdline returns /proc/<pid>/cmdline: the arguments, each ended by a NUL.
+// A zombie's is empty.
+func Cmdline(pid int) ([]byte, error) {
+	return os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 }
 
 // ReadStat parses /proc/<pid>/stat. An error wrapping fs.ErrNotExist means

@@ -2,6 +2,8 @@ package proc
 
 import (
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,5 +43,16 @@ func TestReadStatOfThisProcess(t *testing.T) {
 	}
 	if _, err := ReadStat(1 << 30); !os.IsNotExist(err) {
 		t.Fatalf("a pid that cannot exist: %v, want not-exist", err)
+	}
+}
+
+func TestPIDsAndCmdlineFindThisProcess(t *testing.T) {
+	pids, err := PIDs()
+	if err != nil || !slices.Contains(pids, os.Getpid()) {
+		t.Fatalf("PIDs = %d pids, %v; want this process (%d) among them", len(pids), err, os.Getpid())
+	}
+	b, err := Cmdline(os.Getpid())
+	if want := strings.Join(os.Args, "\x00") + "\x00"; err != nil || string(b) != want {
+		t.Fatalf("Cmdline = %q, %v; want %q", b, err, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rdd-project/rdd/internal/mounts"
+	"github.com/rdd-project/rdd/internal/proc"
 
 	"go.uber.org/zap/zaptest"
 
@@ -69,14 +70,13 @@ func newTestDriver(t *testing.T, p paths.Paths, opts Options) *Driver {
 // processesMentioning lists live processes whose command line contains s.
 // Zombies have an empty command line and are not listed.
 func processesMentioning(s string) []int {
-	ents, _ := os.ReadDir("/proc")
+	all, _ := proc.PIDs()
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
+	for _, pid := range all {
+		if pid == os.Getpid() {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		b, err := proc.Cmdline(pid)
 		if err == nil && strings.Contains(string(b), s) {
 			pids = append(pids, pid)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,17 +83,13 @@ func (s state) strays() []procRecord {
 		return nil
 	}
 	want := []byte(strings.Join(s.Spawning.Argv, "\x00") + "\x00")
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
+	pids, _ := proc.PIDs()
 	var out []procRecord
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || s.records(pid) {
+	for _, pid := range pids {
+		if s.records(pid) {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cmdline, err := proc.Cmdline(pid)
 		if err != nil || !bytes.Equal(cmdline, want) {
 			continue
 		}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,16 +47,9 @@ func groupMembers(pgid int) []int {
 	if pgid <= 0 {
 		return nil
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
+	all, _ := proc.PIDs()
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range all {
 		st, err := proc.ReadStat(pid)
 		if err == nil && st.PGID == pgid && !st.Dead() {
 			pids = append(pids, pid)
