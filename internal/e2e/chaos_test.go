@@ -318,28 +318,12 @@ func (in *instance) assertLogKept(acks []ack) {
 		if !ok || e.Type != events.TypeSpecChanged {
 			in.t.Fatalf("acknowledged set of %s=%s (seq %d) is not in the log (found %s)", a.prop, a.value, a.seq, e.Type)
 		}
-		var p struct {
-			Spec map[string]any `json:"spec"`
-		}
+		var p events.SpecChanged
 		err := json.Unmarshal(e.Data, &p)
-		got := lookup(p.Spec, a.prop)
-		if err != nil || got != a.value {
+		if got := p.Spec.Value(a.prop); err != nil || got != a.value {
 			in.t.Fatalf("seq %d holds %s=%v, acknowledged as %s (%v)", a.seq, a.prop, got, a.value, err)
 		}
 	}
-}
-
-// lookup follows the dotted path prop through m (decoded JSON).
-func lookup(m map[string]any, prop string) any {
-	var v any = m
-	for _, k := range strings.Split(prop, ".") {
-		o, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = o[k]
-	}
-	return v
 }
 
 // processes lists the live processes whose command line names the
