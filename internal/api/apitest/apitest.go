@@ -159,9 +159,7 @@ func (b *Backend) appendLocked(t events.Type, data json.RawMessage) events.Snaps
 		select {
 		case w.ch <- s:
 		default: // full: cut the watcher off rather than wait for it
-			w.tooSlow = true
-			close(w.ch)
-			delete(b.subs, w)
+			b.cutLocked(w)
 		}
 	}
 	close(b.changed)
@@ -175,9 +173,7 @@ func (b *Backend) CutWatchers() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for w := range b.subs {
-		w.tooSlow = true
-		close(w.ch)
-		delete(b.subs, w)
+		b.cutLocked(w)
 	}
 	// Streams parked with the server's broadcast are cut when they come
 	// back from where they were: they were open now.
@@ -192,11 +188,16 @@ func (b *Backend) CutBroadcast() {
 	defer b.mu.Unlock()
 	for w := range b.subs {
 		if w.broadcast {
-			w.tooSlow = true
-			close(w.ch)
-			delete(b.subs, w)
+			b.cutLocked(w)
 		}
 	}
+}
+
+// cutLocked ends w's Watch with api.ErrWatcherTooSlow; b.mu is held.
+func (b *Backend) cutLocked(w *sub) {
+	w.tooSlow = true
+	close(w.ch)
+	delete(b.subs, w)
 }
 
 // Watchers returns the number of open watches of client streams that are
